@@ -1,0 +1,285 @@
+/* Configuration: the declarative table of environment variables and its loader. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define PW_CV_OFF(field) offsetof(pw_config_t, field)
+#define PW_NO_BOUNDS 0, 0
+
+/* The one table. Order is the order of --help and of the README. */
+const pw_config_var_t pw_config_vars[] = {
+    {"KAFKA_BOOTSTRAP_SERVERS", NULL, PW_CV_STRING, PW_CONFIG_NEED_KAFKA, PW_NO_BOUNDS,
+     PW_CV_OFF(kafka_bootstrap_servers), "broker list, host:port[,host:port...]"},
+    {"KAFKA_GROUP_ID", "publish-worker", PW_CV_STRING, 0, PW_NO_BOUNDS, PW_CV_OFF(kafka_group_id),
+     "consumer group"},
+    {"TOPIC_PUBLISH_REQUESTS", "publish.requests", PW_CV_STRING, 0, PW_NO_BOUNDS,
+     PW_CV_OFF(topic_publish_requests), "input: publish.request.v1"},
+    {"TOPIC_PUBLISH_RESULTS", "publish.results", PW_CV_STRING, 0, PW_NO_BOUNDS,
+     PW_CV_OFF(topic_publish_results), "output: one publish.result.v1 per request"},
+    {"TOPIC_ALERTS", "publish.alerts", PW_CV_STRING, 0, PW_NO_BOUNDS, PW_CV_OFF(topic_alerts),
+     "output: publish.alert.v1"},
+    {"TOPIC_DEAD_LETTER", "publish.dlq", PW_CV_STRING, 0, PW_NO_BOUNDS,
+     PW_CV_OFF(topic_dead_letter), "output: input that cannot be processed"},
+    {"TOPIC_ACCOUNT_EVENTS", "account.events", PW_CV_STRING, 0, PW_NO_BOUNDS,
+     PW_CV_OFF(topic_account_events), "input and output: account.event.v1"},
+    {"REDIS_URL", "redis://127.0.0.1:6379/0", PW_CV_URL, 0, PW_NO_BOUNDS, PW_CV_OFF(redis_url),
+     "redis://[:password@]host:port[/db]"},
+    {"THREADS_API_BASE_URL", "https://graph.threads.net", PW_CV_URL, 0, PW_NO_BOUNDS,
+     PW_CV_OFF(threads_api_base_url), "Threads API host"},
+    {"OAUTH2_TOKEN_URL", NULL, PW_CV_URL, 0, PW_NO_BOUNDS, PW_CV_OFF(oauth2_token_url),
+     "token endpoint for accounts refreshed by the oauth2 method"},
+    {"OAUTH2_CLIENT_ID", NULL, PW_CV_STRING, 0, PW_NO_BOUNDS, PW_CV_OFF(oauth2_client_id),
+     "OAuth2 client id"},
+    {"OAUTH2_CLIENT_SECRET", NULL, PW_CV_SECRET, 0, PW_NO_BOUNDS, PW_CV_OFF(oauth2_client_secret),
+     "OAuth2 client secret (never printed)"},
+    {"TOKEN_KEYS_FILE", NULL, PW_CV_STRING, PW_CONFIG_NEED_KEYS, PW_NO_BOUNDS,
+     PW_CV_OFF(token_keys_file), "key ring: KEY_ID:BASE64_OF_32_BYTES a line; first encrypts"},
+    {"WORKER_ID", NULL, PW_CV_STRING, 0, PW_NO_BOUNDS, PW_CV_OFF(worker_id),
+     "worker name in results, logs and lock owners (default: host name)"},
+    {"WORKER_CONCURRENCY", "64", PW_CV_INT, 0, 1, 4096, PW_CV_OFF(worker_concurrency),
+     "posts in flight at once in this process"},
+    {"METRICS_ADDR", "0.0.0.0:9102", PW_CV_ADDR, 0, PW_NO_BOUNDS, PW_CV_OFF(metrics_addr),
+     "host:port serving /metrics, /healthz, /readyz"},
+    {"LOG_LEVEL", "info", PW_CV_LEVEL, 0, PW_NO_BOUNDS, PW_CV_OFF(log_level),
+     "debug, info, warn or error"},
+    {"TOKEN_REFRESH_AHEAD_S", "604800", PW_CV_INT, 0, 60, 31536000,
+     PW_CV_OFF(token_refresh_ahead_s),
+     "refresh when remaining lifetime is below this or half the lifetime"},
+    {"AUTH_ALERT_THRESHOLD", "3", PW_CV_INT, 0, 1, 1000000, PW_CV_OFF(auth_alert_threshold),
+     "auth failures of one account in the window that raise repeated_auth_failure"},
+    {"AUTH_ALERT_WINDOW_S", "900", PW_CV_INT, 0, 1, 604800, PW_CV_OFF(auth_alert_window_s),
+     "auth failure window; also the de-duplication window of alerts"},
+    {"PUBLISH_MAX_ATTEMPTS", "5", PW_CV_INT, 0, 1, 100, PW_CV_OFF(publish_max_attempts),
+     "tries of the publish step for transient failures"},
+    {"CONTAINER_POLL_INTERVAL_MS", "500", PW_CV_INT, 0, 10, 60000,
+     PW_CV_OFF(container_poll_interval_ms), "interval between container status checks"},
+    {"CONTAINER_POLL_TIMEOUT_S", "300", PW_CV_INT, 0, 1, 3600,
+     PW_CV_OFF(container_poll_timeout_s), "give up waiting for a container after this"},
+    {"HTTP_CONNECT_TIMEOUT_MS", "5000", PW_CV_INT, 0, 100, 120000,
+     PW_CV_OFF(http_connect_timeout_ms), "connect timeout of every API call"},
+    {"HTTP_TIMEOUT_MS", "30000", PW_CV_INT, 0, 100, 600000, PW_CV_OFF(http_timeout_ms),
+     "total timeout of every API call"},
+    {"LIVENESS_STALL_S", "60", PW_CV_INT, 0, 1, 3600, PW_CV_OFF(liveness_stall_s),
+     "/healthz fails when the main loop has not turned for this long"},
+    {"SHUTDOWN_TIMEOUT_S", "25", PW_CV_INT, 0, 1, 600, PW_CV_OFF(shutdown_timeout_s),
+     "bound on finishing in-flight posts at shutdown or revoke"},
+    {"REDIS_POOL_SIZE", "16", PW_CV_INT, 0, 1, 1024, PW_CV_OFF(redis_pool_size),
+     "Redis connections per process"},
+};
+const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
+
+/* Properties whose value the worker's guarantees depend on. */
+static const char *const pw_config_rdkafka_reserved[] = {
+    "bootstrap.servers", "group.id", "enable.auto.offset.store", "enable.auto.commit",
+    "enable.idempotence",
+};
+
+/* Appends one problem line to errstr. */
+static void pw_config_problem(char *errstr, size_t errstr_size, const char *fmt, ...)
+    PW_PRINTF(3, 4);
+static void pw_config_problem(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+    size_t used = strnlen(errstr, errstr_size);
+    if (used + 1 >= errstr_size)
+        return;
+    if (used > 0)
+        errstr[used++] = '\n';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr + used, errstr_size - used, fmt, ap);
+    va_end(ap);
+}
+
+static int pw_config_check_addr(const char *value)
+{
+    const char *colon = strrchr(value, ':');
+    if (!colon || colon == value)
+        return -1;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return (errno || *end || colon[1] == '\0' || port < 1 || port > 65535) ? -1 : 0;
+}
+
+static int pw_config_check_url(const char *name, const char *value)
+{
+    if (strcmp(name, "REDIS_URL") == 0)
+        return strncmp(value, "redis://", 8) == 0 && value[8] ? 0 : -1;
+    if (strncmp(value, "http://", 7) == 0 && value[7])
+        return 0;
+    return strncmp(value, "https://", 8) == 0 && value[8] ? 0 : -1;
+}
+
+/* Checks and stores one variable's value; returns -1 after noting a problem. */
+static int pw_config_set(pw_config_t *conf, const pw_config_var_t *var, const char *value,
+                         char *errstr, size_t errstr_size)
+{
+    void *field = (char *)conf + var->offset;
+    switch (var->kind) {
+    case PW_CV_INT: {
+        char *end;
+        errno = 0;
+        long n = strtol(value, &end, 10);
+        if (errno || *end || !*value || n < var->min || n > var->max) {
+            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not an integer in %ld..%ld",
+                              var->name, value, var->min, var->max);
+            return -1;
+        }
+        *(long *)field = n;
+        return 0;
+    }
+    case PW_CV_SECRET:
+        *(pw_secret_t **)field = pw_secret_new(value, strlen(value));
+        return 0;
+    case PW_CV_URL:
+        if (pw_config_check_url(var->name, value) == -1) {
+            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not a %s URL", var->name,
+                              value, strcmp(var->name, "REDIS_URL") ? "http(s)://" : "redis://");
+            return -1;
+        }
+        break;
+    case PW_CV_ADDR:
+        if (pw_config_check_addr(value) == -1) {
+            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not host:port", var->name,
+                              value);
+            return -1;
+        }
+        break;
+    case PW_CV_LEVEL: {
+        pw_log_level_t level;
+        if (pw_log_level_parse(value, &level) == -1) {
+            pw_config_problem(errstr, errstr_size,
+                              "%s: \"%s\" is not one of debug, info, warn, error", var->name,
+                              value);
+            return -1;
+        }
+        break;
+    }
+    case PW_CV_STRING:
+        break;
+    }
+    *(char **)field = pw_strdup(value);
+    return 0;
+}
+
+/* RDKAFKA_SECURITY_PROTOCOL=ssl -> "security.protocol" = "ssl", checked by librdkafka. */
+static int pw_config_load_rdkafka(pw_config_t *conf, char *const *environ_list, char *errstr,
+                                  size_t errstr_size)
+{
+    int rc = 0;
+    rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+    for (char *const *ep = environ_list; ep && *ep; ep++) {
+        if (strncmp(*ep, "RDKAFKA_", 8) != 0)
+            continue;
+        const char *eq = strchr(*ep, '=');
+        if (!eq || eq == *ep + 8)
+            continue;
+        char *prop = pw_strndup(*ep + 8, (size_t)(eq - *ep - 8));
+        for (char *c = prop; *c; c++)
+            *c = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
+        const char *value = eq + 1;
+        char kerr[256];
+        int reserved = 0;
+        for (size_t i = 0; i < PW_ARRAY_SIZE(pw_config_rdkafka_reserved); i++)
+            reserved |= strcmp(prop, pw_config_rdkafka_reserved[i]) == 0;
+        if (reserved) {
+            pw_config_problem(errstr, errstr_size,
+                              "%.*s: %s is set by the worker and cannot be overridden",
+                              (int)(eq - *ep), *ep, prop);
+            rc = -1;
+        } else if (rd_kafka_conf_set(scratch, prop, value, kerr, sizeof(kerr)) !=
+                   RD_KAFKA_CONF_OK) {
+            pw_config_problem(errstr, errstr_size, "%.*s: %s", (int)(eq - *ep), *ep, kerr);
+            rc = -1;
+        } else {
+            conf->rdkafka_props =
+                pw_realloc(conf->rdkafka_props, sizeof(char *) * (conf->rdkafka_prop_count + 2));
+            conf->rdkafka_props[conf->rdkafka_prop_count++] = prop;
+            conf->rdkafka_props[conf->rdkafka_prop_count++] = pw_strdup(value);
+            prop = NULL;
+        }
+        free(prop);
+    }
+    rd_kafka_conf_destroy(scratch);
+    return rc;
+}
+
+pw_config_t *pw_config_load(const char *(*getenv_fn)(const char *name), char *const *environ_list,
+                            pw_config_need_t needs, char *errstr, size_t errstr_size)
+{
+    pw_config_t *conf = pw_calloc(1, sizeof(*conf));
+    int failed = 0;
+    errstr[0] = '\0';
+
+    for (size_t i = 0; i < pw_config_var_count; i++) {
+        const pw_config_var_t *var = &pw_config_vars[i];
+        const char *value = getenv_fn(var->name);
+        if (value && !*value)
+            value = NULL; /* an empty variable means "not set", as in most tools */
+        if (!value && (var->required_by & needs)) {
+            pw_config_problem(errstr, errstr_size, "%s: required but not set", var->name);
+            failed = 1;
+            continue;
+        }
+        if (!value)
+            value = var->defval;
+        if (value && pw_config_set(conf, var, value, errstr, errstr_size) == -1)
+            failed = 1;
+    }
+    if (!conf->worker_id) {
+        char host[256] = "publish-worker";
+        if (gethostname(host, sizeof(host)) == 0)
+            host[sizeof(host) - 1] = '\0';
+        conf->worker_id = pw_strdup(host);
+    }
+    if (pw_config_load_rdkafka(conf, environ_list, errstr, errstr_size) == -1)
+        failed = 1;
+
+    if (failed) {
+        pw_config_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+void pw_config_destroy(pw_config_t *conf)
+{
+    if (!conf)
+        return;
+    for (size_t i = 0; i < pw_config_var_count; i++) {
+        void *field = (char *)conf + pw_config_vars[i].offset;
+        if (pw_config_vars[i].kind == PW_CV_SECRET)
+            pw_secret_destroy(*(pw_secret_t **)field);
+        else if (pw_config_vars[i].kind != PW_CV_INT)
+            free(*(char **)field);
+    }
+    for (size_t i = 0; i < conf->rdkafka_prop_count; i++)
+        free(conf->rdkafka_props[i]);
+    free(conf->rdkafka_props);
+    free(conf);
+}
+
+void pw_config_print_help(FILE *out)
+{
+    fprintf(out, "Environment variables:\n");
+    for (size_t i = 0; i < pw_config_var_count; i++) {
+        const pw_config_var_t *var = &pw_config_vars[i];
+        fprintf(out, "  %-28s %s", var->name, var->description);
+        if (var->required_by)
+            fprintf(out, " (required)");
+        else if (var->defval)
+            fprintf(out, " (default: %s)", var->defval);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-28s any librdkafka property: RDKAFKA_SECURITY_PROTOCOL=ssl sets "
+                 "security.protocol\n",
+            "RDKAFKA_<NAME>");
+}

@@ -1,0 +1,304 @@
+/* Token store: sealed token records in Redis with fenced writes. */
+#include "token_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pw_token_store_s {
+    pw_redis_t *redis;        /* borrowed */
+    const pw_keyring_t *ring; /* borrowed */
+};
+
+#define PW_TOKEN_EXPIRY_INDEX "pw:token_expiry"
+
+/* KEYS: token, fence, account. ARGV: now_ms, then field/value pairs.
+ * A put replaces the record and takes the next fencing number. */
+static pw_redis_script_t pw_token_put_script = {
+    .source = "local fence = redis.call('INCR', KEYS[2])\n"
+              "redis.call('DEL', KEYS[1])\n"
+              "redis.call('HSET', KEYS[1], 'fence', fence, unpack(ARGV, 2))\n"
+              "redis.call('HSET', KEYS[3], 'status', 'active', 'reason', 'token_put',"
+              " 'at_ms', ARGV[1])\n"
+              "return fence\n",
+};
+
+/* KEYS: token. ARGV: fence, then field/value pairs. Applies only a newer fence. */
+static pw_redis_script_t pw_token_write_script = {
+    .source = "local cur = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')\n"
+              "if tonumber(ARGV[1]) <= cur then return 0 end\n"
+              "redis.call('HSET', KEYS[1], 'fence', ARGV[1], unpack(ARGV, 2))\n"
+              "return 1\n",
+};
+
+void pw_token_store_key(char *buf, size_t buf_size, const char *account_id, const char *suffix)
+{
+    snprintf(buf, buf_size, "pw:{%s}:%s", account_id, suffix);
+}
+
+pw_token_store_t *pw_token_store_new(pw_redis_t *redis, const pw_keyring_t *ring)
+{
+    pw_token_store_t *store = pw_calloc(1, sizeof(*store));
+    store->redis = redis;
+    store->ring = ring;
+    return store;
+}
+
+void pw_token_store_destroy(pw_token_store_t *store)
+{
+    free(store);
+}
+
+const char *pw_refresh_method_name(pw_refresh_method_t method)
+{
+    return method == PW_REFRESH_OAUTH2 ? "oauth2" : "threads";
+}
+
+int pw_refresh_method_parse(const char *name, pw_refresh_method_t *method)
+{
+    if (strcmp(name, "threads") == 0)
+        *method = PW_REFRESH_THREADS;
+    else if (strcmp(name, "oauth2") == 0)
+        *method = PW_REFRESH_OAUTH2;
+    else
+        return -1;
+    return 0;
+}
+
+void pw_token_destroy(pw_token_t *token)
+{
+    if (!token)
+        return;
+    free(token->account_id);
+    free(token->user_id);
+    free(token->scopes);
+    free(token->key_id);
+    pw_secret_destroy(token->access_token);
+    pw_secret_destroy(token->refresh_token);
+    free(token);
+}
+
+/* The associated data binding a sealed field to its account and role. */
+static char *pw_token_context(const char *account_id, const char *field)
+{
+    return pw_asprintf("%s\n%s", account_id, field);
+}
+
+/* Field/value pairs of a token record, sealing the secrets; owned strings are
+ * collected in owned[] for the caller to free. Returns the argument count. */
+typedef struct pw_token_fields_s {
+    const char *argv[24];
+    char *owned[8];
+    int argc, owned_count;
+} pw_token_fields_t;
+
+static void pw_token_fields_add(pw_token_fields_t *f, const char *field, char *value, int owned)
+{
+    f->argv[f->argc++] = field;
+    f->argv[f->argc++] = value;
+    if (owned)
+        f->owned[f->owned_count++] = value;
+}
+
+static void pw_token_fields_build(pw_token_store_t *store, const pw_token_t *token,
+                                  pw_token_fields_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    pw_token_fields_add(f, "user_id", token->user_id, 0);
+    pw_token_fields_add(f, "refresh_method", (char *)pw_refresh_method_name(token->refresh_method),
+                        0);
+    pw_token_fields_add(f, "scopes", token->scopes ? token->scopes : "", 0);
+    pw_token_fields_add(f, "issued_at", pw_asprintf("%" PRId64, token->issued_at), 1);
+    pw_token_fields_add(f, "expires_at", pw_asprintf("%" PRId64, token->expires_at), 1);
+    pw_token_fields_add(f, "updated_at_ms", pw_asprintf("%" PRId64, pw_now_ms()), 1);
+    char *ctx = pw_token_context(token->account_id, "access_token");
+    pw_token_fields_add(f, "access_token", pw_crypto_seal(store->ring, token->access_token, ctx),
+                        1);
+    free(ctx);
+    if (token->refresh_token) {
+        ctx = pw_token_context(token->account_id, "refresh_token");
+        pw_token_fields_add(f, "refresh_token",
+                            pw_crypto_seal(store->ring, token->refresh_token, ctx), 1);
+        free(ctx);
+    }
+}
+
+static void pw_token_fields_free(pw_token_fields_t *f)
+{
+    for (int i = 0; i < f->owned_count; i++)
+        free(f->owned[i]);
+}
+
+static int pw_token_check(const pw_token_t *token, char *errstr, size_t errstr_size)
+{
+    if (!token->access_token || pw_secret_len(token->access_token) == 0) {
+        pw_errstr_set(errstr, errstr_size, "refusing to store an empty access token");
+        return -1;
+    }
+    if (token->refresh_token && pw_secret_len(token->refresh_token) == 0) {
+        pw_errstr_set(errstr, errstr_size, "refusing to store an empty refresh token");
+        return -1;
+    }
+    return 0;
+}
+
+/* Keeps the sweep's index in step with the record. */
+static pw_ts_status_t pw_token_index_expiry(pw_token_store_t *store, const pw_token_t *token,
+                                            char *errstr, size_t errstr_size)
+{
+    char score[32];
+    snprintf(score, sizeof(score), "%" PRId64, token->expires_at);
+    const char *argv[] = {"ZADD", PW_TOKEN_EXPIRY_INDEX, score, token->account_id};
+    redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 4, argv);
+    if (!reply)
+        return PW_TS_ERROR;
+    freeReplyObject(reply);
+    return PW_TS_OK;
+}
+
+pw_ts_status_t pw_token_store_put(pw_token_store_t *store, const pw_token_t *token, int64_t *fence,
+                                  char *errstr, size_t errstr_size)
+{
+    if (pw_token_check(token, errstr, errstr_size) == -1)
+        return PW_TS_ERROR;
+    char k_token[200], k_fence[200], k_account[200], now_ms[32];
+    pw_token_store_key(k_token, sizeof(k_token), token->account_id, "token");
+    pw_token_store_key(k_fence, sizeof(k_fence), token->account_id, "fence");
+    pw_token_store_key(k_account, sizeof(k_account), token->account_id, "account");
+    snprintf(now_ms, sizeof(now_ms), "%" PRId64, pw_now_ms());
+
+    pw_token_fields_t f;
+    pw_token_fields_build(store, token, &f);
+    const char *args[25] = {now_ms};
+    memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
+    const char *keys[] = {k_token, k_fence, k_account};
+    redisReply *reply = pw_redis_eval(store->redis, &pw_token_put_script, 3, keys, f.argc + 1,
+                                      args, errstr, errstr_size);
+    pw_token_fields_free(&f);
+    if (!reply)
+        return PW_TS_ERROR;
+    if (fence)
+        *fence = reply->integer;
+    freeReplyObject(reply);
+    return pw_token_index_expiry(store, token, errstr, errstr_size);
+}
+
+pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_token_t *token,
+                                           int64_t fence, char *errstr, size_t errstr_size)
+{
+    if (pw_token_check(token, errstr, errstr_size) == -1)
+        return PW_TS_ERROR;
+    char k_token[200], fence_str[32];
+    pw_token_store_key(k_token, sizeof(k_token), token->account_id, "token");
+    snprintf(fence_str, sizeof(fence_str), "%" PRId64, fence);
+
+    pw_token_fields_t f;
+    pw_token_fields_build(store, token, &f);
+    const char *args[25] = {fence_str};
+    memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
+    const char *keys[] = {k_token};
+    redisReply *reply = pw_redis_eval(store->redis, &pw_token_write_script, 1, keys, f.argc + 1,
+                                      args, errstr, errstr_size);
+    pw_token_fields_free(&f);
+    if (!reply)
+        return PW_TS_ERROR;
+    int applied = reply->integer == 1;
+    freeReplyObject(reply);
+    if (!applied) {
+        pw_errstr_set(errstr, errstr_size, "a newer token was written (fence %" PRId64 " is stale)",
+                      fence);
+        return PW_TS_STALE;
+    }
+    return pw_token_index_expiry(store, token, errstr, errstr_size);
+}
+
+static const char *pw_reply_field(const redisReply *reply, const char *name)
+{
+    for (size_t i = 0; i + 1 < reply->elements; i += 2)
+        if (strcmp(reply->element[i]->str, name) == 0)
+            return reply->element[i + 1]->str;
+    return NULL;
+}
+
+static int pw_token_open_field(pw_token_store_t *store, const char *account_id, const char *field,
+                               const char *sealed, pw_secret_t **out, char *errstr,
+                               size_t errstr_size)
+{
+    char *ctx = pw_token_context(account_id, field);
+    char reason[256];
+    int rc = pw_crypto_open(store->ring, sealed, ctx, out, reason, sizeof(reason));
+    free(ctx);
+    if (rc == -1)
+        pw_errstr_set(errstr, errstr_size, "account %s: %s: %s", account_id, field, reason);
+    return rc;
+}
+
+pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id,
+                                  pw_token_t **out, char *errstr, size_t errstr_size)
+{
+    char k_token[200];
+    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
+    const char *argv[] = {"HGETALL", k_token};
+    redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 2, argv);
+    if (!reply)
+        return PW_TS_ERROR;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
+        freeReplyObject(reply);
+        pw_errstr_set(errstr, errstr_size, "account %s has no token", account_id);
+        return PW_TS_NOT_FOUND;
+    }
+    pw_token_t *token = pw_calloc(1, sizeof(*token));
+    token->account_id = pw_strdup(account_id);
+    const char *v;
+    token->user_id = pw_strdup((v = pw_reply_field(reply, "user_id")) ? v : "");
+    if (!(v = pw_reply_field(reply, "refresh_method")) ||
+        pw_refresh_method_parse(v, &token->refresh_method) == -1)
+        token->refresh_method = PW_REFRESH_THREADS;
+    if ((v = pw_reply_field(reply, "scopes")) && *v)
+        token->scopes = pw_strdup(v);
+    token->issued_at = (v = pw_reply_field(reply, "issued_at")) ? strtoll(v, NULL, 10) : 0;
+    token->expires_at = (v = pw_reply_field(reply, "expires_at")) ? strtoll(v, NULL, 10) : 0;
+    token->updated_at_ms = (v = pw_reply_field(reply, "updated_at_ms")) ? strtoll(v, NULL, 10) : 0;
+    token->fence = (v = pw_reply_field(reply, "fence")) ? strtoll(v, NULL, 10) : 0;
+
+    pw_ts_status_t status = PW_TS_OK;
+    const char *sealed = pw_reply_field(reply, "access_token");
+    if (!sealed) {
+        pw_errstr_set(errstr, errstr_size, "account %s: token record has no access token",
+                      account_id);
+        status = PW_TS_ERROR;
+    } else {
+        const char *colon = strchr(sealed, ':');
+        token->key_id = colon ? pw_strndup(sealed, (size_t)(colon - sealed)) : pw_strdup("");
+        if (pw_token_open_field(store, account_id, "access_token", sealed, &token->access_token,
+                                errstr, errstr_size) == -1)
+            status = PW_TS_ERROR;
+    }
+    sealed = pw_reply_field(reply, "refresh_token");
+    if (status == PW_TS_OK && sealed &&
+        pw_token_open_field(store, account_id, "refresh_token", sealed, &token->refresh_token,
+                            errstr, errstr_size) == -1)
+        status = PW_TS_ERROR;
+    freeReplyObject(reply);
+    if (status != PW_TS_OK) {
+        pw_token_destroy(token);
+        return status;
+    }
+    *out = token;
+    return PW_TS_OK;
+}
+
+pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *account_id,
+                                         char **status, char *errstr, size_t errstr_size)
+{
+    char k_account[200];
+    pw_token_store_key(k_account, sizeof(k_account), account_id, "account");
+    const char *argv[] = {"HGET", k_account, "status"};
+    redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 3, argv);
+    if (!reply)
+        return PW_TS_ERROR;
+    *status = reply->type == REDIS_REPLY_STRING ? pw_strdup(reply->str) : NULL;
+    freeReplyObject(reply);
+    return PW_TS_OK;
+}

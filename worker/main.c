@@ -1,0 +1,110 @@
+/* publish-worker: commands, start-up and exit codes.
+ *
+ *   publish-worker [run]        the worker (run.c)
+ *   publish-worker token ...    put and show account tokens (cmd_token.c)
+ *   publish-worker check-config validate the environment
+ * Exit codes: 0 success, 2 bad usage or configuration, 1 runtime failure. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+
+extern char **environ;
+
+static void pw_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: publish-worker [run]\n"
+            "       publish-worker token put --account ID --user-id THREADS_USER_ID\n"
+            "                      --expires-in SECONDS [--issued-at UNIX_S]\n"
+            "                      [--refresh-method threads|oauth2] [--scopes a,b]\n"
+            "                      (access token on stdin; with oauth2, then the refresh token)\n"
+            "       publish-worker token show --account ID\n"
+            "       publish-worker check-config\n"
+            "       publish-worker --version | --help\n\n"
+            "Takes publish.request.v1 events from Kafka and publishes them to Threads,\n"
+            "refreshing tokens and parking posts of accounts that must be reconnected.\n\n");
+    pw_config_print_help(out);
+    fprintf(out, "\nExit codes: 0 success, 2 bad usage or configuration, 1 runtime failure.\n");
+}
+
+static const char *pw_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+pw_config_t *pw_main_load_config(pw_config_need_t needs)
+{
+    char errstr[4096];
+    pw_config_t *conf = pw_config_load(pw_getenv, environ, needs, errstr, sizeof(errstr));
+    if (!conf) {
+        fprintf(stderr, "publish-worker: configuration problems:\n%s\n", errstr);
+        return NULL;
+    }
+    pw_log_level_t level = PW_LOG_INFO;
+    (void)pw_log_level_parse(conf->log_level, &level); /* validated by the loader */
+    pw_log_init(level, conf->worker_id);
+    return conf;
+}
+
+/* Every problem at once: the variables, then the key ring they point at. */
+static int pw_cmd_check_config(void)
+{
+    char errstr[4096];
+    pw_config_t *conf = pw_config_load(pw_getenv, environ,
+                                       PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr,
+                                       sizeof(errstr));
+    int problems = conf ? 0 : 1;
+    if (!conf)
+        fprintf(stderr, "%s\n", errstr);
+    const char *keys_file = getenv("TOKEN_KEYS_FILE");
+    if (keys_file && *keys_file) {
+        pw_keyring_t *ring = pw_keyring_load(keys_file, errstr, sizeof(errstr));
+        if (!ring) {
+            fprintf(stderr, "%s\n", errstr);
+            problems = 1;
+        }
+        pw_keyring_destroy(ring);
+    }
+    pw_config_destroy(conf);
+    if (problems)
+        return 2;
+    printf("configuration OK\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* cJSON allocates through us, so out of memory aborts there too. */
+    cJSON_Hooks hooks = {.malloc_fn = pw_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
+
+    const char *cmd = argc > 1 ? argv[1] : "run";
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        pw_usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("publish-worker %s\n", PW_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "check-config") == 0)
+        return pw_cmd_check_config();
+    if (strcmp(cmd, "token") == 0)
+        return pw_cmd_token(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "publish-worker: run takes no arguments\n");
+            return 2;
+        }
+        return pw_cmd_run();
+    }
+    fprintf(stderr, "publish-worker: unknown command '%s'\n\n", cmd);
+    pw_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,233 @@
+/* publish-worker run: start-up, the consumer loop, and shutdown.
+ *
+ * DESIGN: the main thread owns the consumer. Each turn of the loop polls it
+ * briefly, serves the producer's delivery reports, and once a second checks
+ * Redis and group membership for /readyz. SIGTERM or SIGINT ends the loop;
+ * the consumer then leaves its group (guarded by a timeout, since librdkafka
+ * 2.0.2 can hang closing a cooperative consumer) and the producer is flushed.
+ * A second signal exits at once. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "crypto.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis.h"
+
+typedef struct pw_worker_s {
+    pw_config_t *conf;
+    pw_keyring_t *ring;
+    pw_redis_t *redis;
+    pw_metrics_server_t *metrics;
+    rd_kafka_t *producer;
+    rd_kafka_t *consumer;
+} pw_worker_t;
+
+static volatile sig_atomic_t pw_signals;
+
+static void pw_on_signal(int sig)
+{
+    (void)sig;
+    if (++pw_signals > 1)
+        _exit(1); /* the operator insists: no graceful shutdown */
+}
+
+static void pw_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = pw_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    (void)opaque;
+    int assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    pw_log_info(assign ? "partitions assigned" : "partitions revoked",
+                PW_F_INT("partitions", parts->cnt),
+                PW_F_STR("protocol", rd_kafka_rebalance_protocol(rk)));
+    rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, parts)
+                                     : rd_kafka_incremental_unassign(rk, parts);
+    if (error) {
+        pw_log_error("rebalance failed", PW_F_STR("error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+/* Readiness: Redis answers and the consumer is a member of its group. */
+static void pw_worker_check_ready(pw_worker_t *w)
+{
+    char errstr[512];
+    int redis_ok = pw_redis_ping(w->redis, errstr, sizeof(errstr)) == 0;
+    if (!redis_ok)
+        pw_log_warn("redis unreachable", PW_F_STR("error", errstr));
+    pw_metrics_set_redis_ok(w->metrics, redis_ok);
+    char *member = rd_kafka_memberid(w->consumer);
+    pw_metrics_set_group_joined(w->metrics, member && *member);
+    if (member)
+        rd_kafka_mem_free(w->consumer, member);
+}
+
+static void pw_worker_handle(pw_worker_t *w, rd_kafka_message_t *rkm)
+{
+    (void)w;
+    if (rkm->err) {
+        pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
+        return;
+    }
+    pw_log_debug("message received", PW_F_STR("topic", rd_kafka_topic_name(rkm->rkt)),
+                 PW_F_INT("partition", rkm->partition), PW_F_INT("offset", rkm->offset));
+}
+
+static void pw_worker_loop(pw_worker_t *w)
+{
+    int64_t next_check = 0;
+    while (!pw_signals) {
+        pw_metrics_loop_turned(w->metrics);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, 100);
+        if (rkm) {
+            pw_worker_handle(w, rkm);
+            rd_kafka_message_destroy(rkm);
+        }
+        rd_kafka_poll(w->producer, 0);
+        if (pw_mono_ms() >= next_check) {
+            pw_worker_check_ready(w);
+            next_check = pw_mono_ms() + 1000;
+        }
+    }
+}
+
+/* rd_kafka_consumer_close() on its own thread, so it can be bounded. */
+typedef struct pw_close_s {
+    rd_kafka_t *rk;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} pw_close_t;
+
+static void *pw_close_thread(void *arg)
+{
+    pw_close_t *cl = arg;
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(cl->rk);
+    if (err)
+        pw_log_warn("consumer close failed", PW_F_STR("error", rd_kafka_err2str(err)));
+    pthread_mutex_lock(&cl->lock);
+    cl->done = 1;
+    pthread_cond_signal(&cl->cond);
+    pthread_mutex_unlock(&cl->lock);
+    return NULL;
+}
+
+/* Returns 0 when the consumer left its group in time; -1 when it hung (the
+ * handle is then leaked on purpose: destroying it would hang too). */
+static int pw_consumer_close_bounded(rd_kafka_t *rk, int timeout_ms)
+{
+    static pw_close_t cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    cl.rk = rk;
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, pw_close_thread, &cl) != 0)
+        return -1;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    pthread_mutex_lock(&cl.lock);
+    while (!cl.done)
+        if (pthread_cond_timedwait(&cl.cond, &cl.lock, &deadline) != 0)
+            break;
+    int done = cl.done;
+    pthread_mutex_unlock(&cl.lock);
+    if (!done) {
+        pthread_detach(tid);
+        return -1;
+    }
+    pthread_join(tid, NULL);
+    return 0;
+}
+
+static void pw_worker_close(pw_worker_t *w)
+{
+    if (w->consumer) {
+        if (pw_consumer_close_bounded(w->consumer, 10000) == 0)
+            rd_kafka_destroy(w->consumer);
+        else
+            pw_log_warn("consumer close timed out; leaving without a clean group exit");
+    }
+    if (w->producer) {
+        rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, 10000);
+        if (err)
+            pw_log_error("producer flush incomplete", PW_F_STR("error", rd_kafka_err2str(err)),
+                         PW_F_INT("queued", rd_kafka_outq_len(w->producer)));
+        rd_kafka_destroy(w->producer);
+    }
+    pw_metrics_server_destroy(w->metrics);
+    pw_redis_destroy(w->redis);
+    pw_keyring_destroy(w->ring);
+    pw_config_destroy(w->conf);
+}
+
+/* Builds the worker; returns the exit code to give up with, or 0. */
+static int pw_worker_open(pw_worker_t *w)
+{
+    char errstr[1024];
+    memset(w, 0, sizeof(*w));
+    if (!(w->conf = pw_main_load_config(PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS)))
+        return 2;
+    const pw_config_t *conf = w->conf;
+    if (!(w->ring = pw_keyring_load(conf->token_keys_file, errstr, sizeof(errstr))) ||
+        !(w->redis = pw_redis_new(conf->redis_url, (int)conf->redis_pool_size, 5000, errstr,
+                                  sizeof(errstr)))) {
+        pw_log_error("bad configuration", PW_F_STR("error", errstr));
+        return 2;
+    }
+    if (!(w->metrics = pw_metrics_server_new(conf->metrics_addr, (int)conf->liveness_stall_s,
+                                             errstr, sizeof(errstr))) ||
+        !(w->producer = pw_kafka_producer_new(conf, NULL, w, errstr, sizeof(errstr))) ||
+        !(w->consumer = pw_kafka_consumer_new(conf, pw_rebalance_cb, w, errstr, sizeof(errstr)))) {
+        pw_log_error("start-up failed", PW_F_STR("error", errstr));
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_publish_requests, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_account_events, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        pw_log_error("subscribe failed", PW_F_STR("error", rd_kafka_err2str(err)));
+        return 1;
+    }
+    return 0;
+}
+
+int pw_cmd_run(void)
+{
+    pw_install_signals();
+    pw_worker_t w;
+    int exit_code = pw_worker_open(&w);
+    if (exit_code == 0) {
+        pw_log_info("worker started", PW_F_STR("version", PW_VERSION),
+                    PW_F_STR("group", w.conf->kafka_group_id),
+                    PW_F_STR("redis", pw_redis_describe(w.redis)),
+                    PW_F_STR("metrics_addr", w.conf->metrics_addr),
+                    PW_F_INT("concurrency", w.conf->worker_concurrency));
+        pw_worker_loop(&w);
+        pw_log_info("worker stopping");
+    }
+    pw_worker_close(&w);
+    if (exit_code == 0)
+        pw_log_info("worker stopped");
+    return exit_code;
+}
