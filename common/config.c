@@ -73,6 +73,8 @@ const pw_config_var_t pw_config_vars[] = {
      "bound on finishing in-flight posts at shutdown or revoke"},
     {"REDIS_POOL_SIZE", "16", PW_CV_INT, 0, 1, 1024, PW_CV_OFF(redis_pool_size),
      "Redis connections per process"},
+    {"POST_RECORD_TTL_S", "7776000", PW_CV_INT, 0, 86400, 315360000, PW_CV_OFF(post_record_ttl_s),
+     "how long a post's publication record guards against a second publication"},
 };
 const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
 

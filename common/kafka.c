@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -117,7 +118,7 @@ int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const v
                      char *errstr, size_t errstr_size)
 {
     rd_kafka_headers_t *copy = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
-    rd_kafka_resp_err_t err;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     /* A full local queue is back-pressure, not failure: serve reports and retry. */
     for (int tries = 0; tries < 100; tries++) {
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
@@ -128,7 +129,8 @@ int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const v
                                 RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
-        rd_kafka_poll(rk, 100);
+        /* Only sleep: polling here would run delivery reports on this thread. */
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
     }
     if (err) {
         if (copy)

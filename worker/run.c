@@ -1,11 +1,16 @@
 /* publish-worker run: start-up, the consumer loop, and shutdown.
  *
- * DESIGN: the main thread owns the consumer. Each turn of the loop polls it
- * briefly, serves the producer's delivery reports, and once a second checks
- * Redis and group membership for /readyz. SIGTERM or SIGINT ends the loop;
- * the consumer then leaves its group (guarded by a timeout, since librdkafka
- * 2.0.2 can hang closing a cooperative consumer) and the producer is flushed.
- * A second signal exits at once. */
+ * DESIGN: the main thread owns the consumer and serves the producer's
+ * delivery reports; posts run on the scheduler's pool (scheduler.h). Each
+ * turn of the loop polls the consumer briefly, hands messages to the
+ * scheduler, serves delivery reports (which settle jobs), stores the offsets
+ * that became safe, and pauses or resumes partitions for back-pressure. Once
+ * a second it checks Redis and group membership for /readyz.
+ * SIGTERM or SIGINT ends the loop: no new posts start, running ones finish
+ * (bounded by SHUTDOWN_TIMEOUT_S), the producer is flushed, offsets are
+ * stored and committed, and the consumer leaves its group (guarded by a
+ * timeout: librdkafka 2.0.2 can hang closing a cooperative consumer). A
+ * second signal exits at once. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,7 +26,9 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipeline.h"
 #include "redis.h"
+#include "scheduler.h"
 
 typedef struct pw_worker_s {
     pw_config_t *conf;
@@ -30,7 +37,17 @@ typedef struct pw_worker_s {
     pw_metrics_server_t *metrics;
     rd_kafka_t *producer;
     rd_kafka_t *consumer;
+    pw_token_store_t *tokens;
+    pw_pipeline_t pipeline;
+    pw_sched_t *sched;
+    bool paused;
 } pw_worker_t;
+
+static const pw_sched_ops_t pw_worker_sched_ops = {
+    .thread_init = pw_pipeline_thread_init,
+    .thread_fini = pw_pipeline_thread_fini,
+    .run = pw_pipeline_run,
+};
 
 static volatile sig_atomic_t pw_signals;
 
@@ -52,20 +69,80 @@ static void pw_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Serves delivery reports while a revoke or shutdown waits for posts. */
+static void pw_worker_serve_reports(void *arg)
+{
+    pw_worker_t *w = arg;
+    rd_kafka_poll(w->producer, 20);
+}
+
+static void pw_worker_store_offsets(pw_worker_t *w, rd_kafka_topic_partition_list_t *offsets)
+{
+    if (offsets->cnt == 0)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, offsets);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE)
+        pw_log_warn("offsets store failed", PW_F_STR("error", rd_kafka_err2str(err)));
+}
+
 static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    (void)opaque;
+    pw_worker_t *w = opaque;
     int assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     pw_log_info(assign ? "partitions assigned" : "partitions revoked",
                 PW_F_INT("partitions", parts->cnt),
                 PW_F_STR("protocol", rd_kafka_rebalance_protocol(rk)));
-    rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, parts)
-                                     : rd_kafka_incremental_unassign(rk, parts);
+    rd_kafka_error_t *error;
+    if (assign) {
+        pw_sched_assign(w->sched, parts);
+        error = rd_kafka_incremental_assign(rk, parts);
+        if (!error && w->paused)
+            rd_kafka_pause_partitions(rk, parts); /* keep back-pressure on new ones too */
+    } else {
+        /* Finish what runs for these partitions, then commit, then let go. */
+        rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(parts->cnt);
+        pw_sched_revoke(w->sched, parts, (int)w->conf->shutdown_timeout_s * 1000,
+                        pw_worker_serve_reports, w, offsets);
+        pw_worker_store_offsets(w, offsets);
+        if (offsets->cnt > 0 && !rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, offsets, 0);
+            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                pw_log_warn("commit on revoke failed", PW_F_STR("error", rd_kafka_err2str(cerr)));
+        }
+        rd_kafka_topic_partition_list_destroy(offsets);
+        error = rd_kafka_incremental_unassign(rk, parts);
+    }
     if (error) {
         pw_log_error("rebalance failed", PW_F_STR("error", rd_kafka_error_string(error)));
         rd_kafka_error_destroy(error);
     }
+}
+
+/* A result (or dead letter, alert, event) reached Kafka, or failed to. */
+static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    pw_worker_t *w = opaque;
+    pw_job_t *job = rkm->_private;
+    if (!job)
+        return;
+    if (rkm->err) {
+        rd_kafka_headers_t *hdrs = NULL;
+        rd_kafka_message_headers(rkm, &hdrs);
+        pw_log_error("delivery failed; producing again",
+                     PW_F_STR("topic", rd_kafka_topic_name(rkm->rkt)),
+                     PW_F_STR("error", rd_kafka_err2str(rkm->err)));
+        /* The job stays in flight: its offset waits until Kafka has it. */
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk, RD_KAFKA_V_RKT(rkm->rkt), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+            RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs ? rd_kafka_headers_copy(hdrs) : NULL),
+            RD_KAFKA_V_OPAQUE(job), RD_KAFKA_V_END);
+        if (!err)
+            return;
+        pw_log_error("giving up on delivery", PW_F_STR("error", rd_kafka_err2str(err)));
+    }
+    pw_sched_delivered(w->sched, job);
 }
 
 /* Readiness: Redis answers and the consumer is a member of its group. */
@@ -82,15 +159,34 @@ static void pw_worker_check_ready(pw_worker_t *w)
         rd_kafka_mem_free(w->consumer, member);
 }
 
-static void pw_worker_handle(pw_worker_t *w, rd_kafka_message_t *rkm)
+/* Back-pressure: pause the whole assignment when the buffer is full; the
+ * fetcher then stops and resumes from the next offset. */
+static void pw_worker_backpressure(pw_worker_t *w)
 {
-    (void)w;
-    if (rkm->err) {
-        pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
+    int in_flight = pw_sched_in_flight(w->sched);
+    int limit = (int)w->conf->worker_concurrency * 2;
+    bool want_pause = in_flight >= limit;
+    if (want_pause == w->paused || (!want_pause && in_flight > limit * 3 / 4))
         return;
-    }
-    pw_log_debug("message received", PW_F_STR("topic", rd_kafka_topic_name(rkm->rkt)),
-                 PW_F_INT("partition", rkm->partition), PW_F_INT("offset", rkm->offset));
+    rd_kafka_topic_partition_list_t *parts;
+    if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (want_pause)
+        rd_kafka_pause_partitions(w->consumer, parts);
+    else
+        rd_kafka_resume_partitions(w->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    w->paused = want_pause;
+    pw_log_debug(want_pause ? "paused partitions" : "resumed partitions",
+                 PW_F_INT("in_flight", in_flight));
+}
+
+static void pw_worker_commit_progress(pw_worker_t *w)
+{
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
+    if (pw_sched_collect_offsets(w->sched, offsets) > 0)
+        pw_worker_store_offsets(w, offsets);
+    rd_kafka_topic_partition_list_destroy(offsets);
 }
 
 static void pw_worker_loop(pw_worker_t *w)
@@ -98,17 +194,47 @@ static void pw_worker_loop(pw_worker_t *w)
     int64_t next_check = 0;
     while (!pw_signals) {
         pw_metrics_loop_turned(w->metrics);
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, 100);
-        if (rkm) {
-            pw_worker_handle(w, rkm);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, w->paused ? 20 : 50);
+        for (int batch = 0; rkm; batch++) {
+            if (rkm->err)
+                pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
+            else
+                pw_sched_submit(w->sched, rkm);
             rd_kafka_message_destroy(rkm);
+            /* Drain what is already fetched without blocking, up to a bound. */
+            rkm = batch < 500 ? rd_kafka_consumer_poll(w->consumer, 0) : NULL;
         }
         rd_kafka_poll(w->producer, 0);
+        pw_worker_commit_progress(w);
+        pw_worker_backpressure(w);
         if (pw_mono_ms() >= next_check) {
             pw_worker_check_ready(w);
             next_check = pw_mono_ms() + 1000;
         }
     }
+}
+
+/* Lets running posts finish (bounded) and their results reach Kafka. */
+static void pw_worker_drain(pw_worker_t *w)
+{
+    pw_sched_stop_starting(w->sched);
+    int64_t deadline = pw_mono_ms() + w->conf->shutdown_timeout_s * 1000;
+    while (pw_sched_running(w->sched) > 0 && pw_mono_ms() < deadline) {
+        pw_metrics_loop_turned(w->metrics);
+        rd_kafka_poll(w->producer, 50);
+    }
+    /* Whatever still runs gives up now and stays uncommitted. */
+    atomic_store(&w->pipeline.stopping, true);
+    while (pw_sched_running(w->sched) > 0)
+        rd_kafka_poll(w->producer, 50);
+    rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, 10000);
+    if (err)
+        pw_log_error("producer flush incomplete", PW_F_STR("error", rd_kafka_err2str(err)),
+                     PW_F_INT("queued", rd_kafka_outq_len(w->producer)));
+    pw_worker_commit_progress(w);
+    err = rd_kafka_commit(w->consumer, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        pw_log_warn("final commit failed", PW_F_STR("error", rd_kafka_err2str(err)));
 }
 
 /* rd_kafka_consumer_close() on its own thread, so it can be bounded. */
@@ -160,6 +286,8 @@ static int pw_consumer_close_bounded(rd_kafka_t *rk, int timeout_ms)
 
 static void pw_worker_close(pw_worker_t *w)
 {
+    if (w->sched && w->consumer && w->producer)
+        pw_worker_drain(w);
     if (w->consumer) {
         if (pw_consumer_close_bounded(w->consumer, 10000) == 0)
             rd_kafka_destroy(w->consumer);
@@ -173,6 +301,8 @@ static void pw_worker_close(pw_worker_t *w)
                          PW_F_INT("queued", rd_kafka_outq_len(w->producer)));
         rd_kafka_destroy(w->producer);
     }
+    pw_sched_destroy(w->sched);
+    pw_token_store_destroy(w->tokens);
     pw_metrics_server_destroy(w->metrics);
     pw_redis_destroy(w->redis);
     pw_keyring_destroy(w->ring);
@@ -195,11 +325,20 @@ static int pw_worker_open(pw_worker_t *w)
     }
     if (!(w->metrics = pw_metrics_server_new(conf->metrics_addr, (int)conf->liveness_stall_s,
                                              errstr, sizeof(errstr))) ||
-        !(w->producer = pw_kafka_producer_new(conf, NULL, w, errstr, sizeof(errstr))) ||
+        !(w->producer = pw_kafka_producer_new(conf, pw_worker_dr_cb, w, errstr,
+                                              sizeof(errstr))) ||
         !(w->consumer = pw_kafka_consumer_new(conf, pw_rebalance_cb, w, errstr, sizeof(errstr)))) {
         pw_log_error("start-up failed", PW_F_STR("error", errstr));
         return 1;
     }
+    w->tokens = pw_token_store_new(w->redis, w->ring);
+    w->pipeline.conf = conf;
+    w->pipeline.redis = w->redis;
+    w->pipeline.tokens = w->tokens;
+    w->pipeline.producer = w->producer;
+    w->sched = pw_sched_new((int)conf->worker_concurrency, &pw_worker_sched_ops, &w->pipeline);
+    w->pipeline.sched = w->sched;
+
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, conf->topic_publish_requests, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, conf->topic_account_events, RD_KAFKA_PARTITION_UA);

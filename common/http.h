@@ -1,0 +1,44 @@
+/* HTTP client: libcurl easy handles with keep-alive and hard timeouts.
+ *
+ * DESIGN: one pw_http_t per thread (an easy handle is not shareable), reused
+ * across requests so connections stay open. Every request has a connect and
+ * a total timeout. Parameters are URL-encoded by libcurl; a secret goes in a
+ * POST form body or a GET query, and this module never logs a URL. */
+#ifndef PW_HTTP_H
+#define PW_HTTP_H
+
+#include <stddef.h>
+
+#include "pw.h"
+
+typedef struct pw_http_s pw_http_t;
+
+typedef struct pw_http_param_s {
+    const char *name;
+    const char *value; /* NULL: the parameter is left out */
+} pw_http_param_t;
+
+typedef struct pw_http_response_s {
+    long status;         /* 0 when no HTTP response arrived */
+    char *body;          /* NUL-terminated; owned, freed by pw_http_response_clear() */
+    size_t body_len;
+    long retry_after_ms; /* from Retry-After; -1 when absent */
+    char error[256];     /* transport error, when status is 0 */
+} pw_http_response_t;
+
+/** @brief A client; caller frees with pw_http_destroy(). */
+pw_http_t *pw_http_new(long connect_timeout_ms, long timeout_ms);
+void pw_http_destroy(pw_http_t *http);
+
+/** @brief POSTs params as application/x-www-form-urlencoded; an optional
+ *  basic_auth "user:password" is sent as HTTP Basic.
+ *  @returns 0 when a response arrived (any status), -1 on a transport error
+ *  (connect, timeout...) described in resp->error. */
+int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params,
+                      size_t count, const char *basic_auth, pw_http_response_t *resp) PW_MUSTCHECK;
+/** @brief GETs url with params appended as the query; as pw_http_post_form(). */
+int pw_http_get(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
+                pw_http_response_t *resp) PW_MUSTCHECK;
+void pw_http_response_clear(pw_http_response_t *resp);
+
+#endif

@@ -1,0 +1,216 @@
+/* Threads API: container calls and error classification. */
+#include "threads_api.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const PW_EP_CREATE = "POST /v1.0/{user-id}/threads";
+const char *const PW_EP_STATUS = "GET /v1.0/{container-id}";
+const char *const PW_EP_PUBLISH = "POST /v1.0/{user-id}/threads_publish";
+const char *const PW_EP_REFRESH = "GET /refresh_access_token";
+
+const char *pw_error_class_name(pw_error_class_t cls)
+{
+    static const char *const names[] = {"none",         "invalid_request", "auth", "permission",
+                                        "rate_limited", "transient",       "media"};
+    return names[cls];
+}
+
+const char *pw_auth_kind_name(pw_auth_kind_t auth)
+{
+    static const char *const names[] = {"none",          "expired",       "revoked",
+                                        "missing_scope", "wrong_account", "invalid_token"};
+    return names[auth];
+}
+
+static int pw_json_int(const cJSON *obj, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsNumber(item) ? item->valueint : -1;
+}
+
+/* Decides class and auth kind from Meta's code and subcode. */
+static void pw_api_error_decide(pw_api_error_t *err)
+{
+    int code = err->code, sub = err->subcode, status = err->http_status;
+    if (code == 190 || code == 102) {
+        err->cls = PW_EC_AUTH;
+        err->auth = sub == 463 ? PW_AUTH_EXPIRED : sub < 0 ? PW_AUTH_INVALID_TOKEN : PW_AUTH_REVOKED;
+    } else if (code == 10 || (code >= 200 && code <= 299)) {
+        err->cls = PW_EC_PERMISSION;
+        err->auth = PW_AUTH_MISSING_SCOPE;
+    } else if (code == 100 && sub == 33 && err->endpoint != PW_EP_STATUS) {
+        /* The user object is not reachable with this token: the token belongs
+         * to another user or app. On a container it just means "no such id". */
+        err->cls = PW_EC_AUTH;
+        err->auth = PW_AUTH_WRONG_ACCOUNT;
+    } else if (code == 4 || code == 17 || code == 32 || code == 613 || status == 429) {
+        err->cls = PW_EC_RATE_LIMITED;
+        err->retriable = true;
+    } else if (code == 1 || code == 2 || status >= 500) {
+        err->cls = PW_EC_TRANSIENT;
+        err->retriable = true;
+    } else if (code == 24) {
+        err->cls = PW_EC_MEDIA;
+        err->not_ready = sub == 4279009;
+        err->retriable = err->not_ready;
+    } else if (code < 0 && status == 401) {
+        err->cls = PW_EC_AUTH; /* no Meta body to say more: treat as a bad token */
+        err->auth = PW_AUTH_INVALID_TOKEN;
+    } else if (code < 0 && status == 403) {
+        err->cls = PW_EC_PERMISSION;
+        err->auth = PW_AUTH_MISSING_SCOPE;
+    } else {
+        err->cls = PW_EC_INVALID_REQUEST;
+    }
+}
+
+void pw_api_error_classify(const char *endpoint, long http_status, const char *body,
+                           long retry_after_ms, const char *transport_error, pw_api_error_t *err)
+{
+    memset(err, 0, sizeof(*err));
+    err->endpoint = endpoint;
+    err->http_status = http_status > 0 ? (int)http_status : -1;
+    err->code = err->subcode = -1;
+    err->retry_after_ms = retry_after_ms;
+    if (http_status <= 0) {
+        err->cls = PW_EC_TRANSIENT;
+        err->retriable = true;
+        snprintf(err->message, sizeof(err->message), "%s",
+                 transport_error ? transport_error : "no response");
+        return;
+    }
+    cJSON *root = body ? cJSON_Parse(body) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    if (cJSON_IsObject(e)) {
+        err->code = pw_json_int(e, "code");
+        err->subcode = pw_json_int(e, "error_subcode");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+        const cJSON *trace = cJSON_GetObjectItemCaseSensitive(e, "fbtrace_id");
+        if (cJSON_IsString(msg))
+            snprintf(err->message, sizeof(err->message), "%s", msg->valuestring);
+        if (cJSON_IsString(trace))
+            snprintf(err->fbtrace_id, sizeof(err->fbtrace_id), "%s", trace->valuestring);
+    }
+    if (!err->message[0])
+        snprintf(err->message, sizeof(err->message), "HTTP %ld from %s", http_status, endpoint);
+    cJSON_Delete(root);
+    pw_api_error_decide(err);
+}
+
+/* Parses a 200 body's "id" or classifies the failure. */
+static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *resp,
+                             char id[PW_ID_MAX], pw_api_error_t *err)
+{
+    if (rc == 0 && resp->status == 200) {
+        cJSON *root = cJSON_Parse(resp->body);
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "id");
+        int ok = cJSON_IsString(item) && item->valuestring[0] &&
+                 strlen(item->valuestring) < PW_ID_MAX;
+        if (ok)
+            snprintf(id, PW_ID_MAX, "%s", item->valuestring);
+        cJSON_Delete(root);
+        if (ok) {
+            pw_http_response_clear(resp);
+            return 0;
+        }
+        /* A 200 without an id is the platform misbehaving: retry. */
+        pw_api_error_classify(endpoint, 502, NULL, -1, NULL, err);
+        snprintf(err->message, sizeof(err->message), "%s answered 200 without an id", endpoint);
+        err->http_status = 200;
+    } else {
+        pw_api_error_classify(endpoint, rc == 0 ? resp->status : 0, resp->body,
+                              resp->retry_after_ms, resp->error, err);
+    }
+    pw_http_response_clear(resp);
+    return -1;
+}
+
+int pw_threads_create_container(pw_http_t *http, const char *base_url, const char *user_id,
+                                const pw_secret_t *token, const pw_container_spec_t *spec,
+                                char id[PW_ID_MAX], pw_api_error_t *err)
+{
+    char *url = pw_asprintf("%s/v1.0/%s/threads", base_url, user_id);
+    const pw_http_param_t params[] = {
+        {"media_type", spec->media_type},
+        {"text", spec->text},
+        {"image_url", spec->image_url},
+        {"video_url", spec->video_url},
+        {"is_carousel_item", spec->is_carousel_item ? "true" : NULL},
+        {"children", spec->children},
+        {"reply_to_id", spec->reply_to_id},
+        {"reply_control", spec->reply_control},
+        {"link_attachment", spec->link_attachment},
+        {"access_token", pw_secret_reveal(token)},
+    };
+    pw_http_response_t resp;
+    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
+    free(url);
+    return pw_threads_finish(PW_EP_CREATE, rc, &resp, id, err);
+}
+
+static int pw_container_status_parse(const char *name, pw_container_status_t *status)
+{
+    static const char *const names[] = {"IN_PROGRESS", "FINISHED", "PUBLISHED", "ERROR",
+                                        "EXPIRED"};
+    for (size_t i = 0; i < PW_ARRAY_SIZE(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *status = (pw_container_status_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int pw_threads_container_status(pw_http_t *http, const char *base_url, const char *container_id,
+                                const pw_secret_t *token, pw_container_status_t *status,
+                                char *error_message, size_t error_message_size,
+                                pw_api_error_t *err)
+{
+    char *url = pw_asprintf("%s/v1.0/%s", base_url, container_id);
+    const pw_http_param_t params[] = {
+        {"fields", "status,error_message"},
+        {"access_token", pw_secret_reveal(token)},
+    };
+    pw_http_response_t resp;
+    int rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), &resp);
+    free(url);
+    if (rc == 0 && resp.status == 200) {
+        cJSON *root = cJSON_Parse(resp.body);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "error_message");
+        int ok = cJSON_IsString(st) && pw_container_status_parse(st->valuestring, status) == 0;
+        if (error_message && error_message_size)
+            snprintf(error_message, error_message_size, "%s",
+                     cJSON_IsString(msg) ? msg->valuestring : "");
+        cJSON_Delete(root);
+        if (ok) {
+            pw_http_response_clear(&resp);
+            return 0;
+        }
+        pw_api_error_classify(PW_EP_STATUS, 502, NULL, -1, NULL, err);
+        snprintf(err->message, sizeof(err->message), "container status not understood");
+        err->http_status = 200;
+        pw_http_response_clear(&resp);
+        return -1;
+    }
+    char unused[PW_ID_MAX];
+    return pw_threads_finish(PW_EP_STATUS, rc, &resp, unused, err);
+}
+
+int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_id,
+                       const pw_secret_t *token, const char *container_id,
+                       char media_id[PW_ID_MAX], pw_api_error_t *err)
+{
+    char *url = pw_asprintf("%s/v1.0/%s/threads_publish", base_url, user_id);
+    const pw_http_param_t params[] = {
+        {"creation_id", container_id},
+        {"access_token", pw_secret_reveal(token)},
+    };
+    pw_http_response_t resp;
+    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
+    free(url);
+    return pw_threads_finish(PW_EP_PUBLISH, rc, &resp, media_id, err);
+}

@@ -1,0 +1,280 @@
+/* Parking: keep posts of disconnected accounts in order; replay them later. */
+#include "park.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alerts.h"
+#include "events.h"
+#include "log.h"
+#include "publish.h"
+
+/* KEYS: account, parked. ARGV: value. Parks the value if the account is not
+ * active or already has parked posts; returns {parked, reason}. Atomic, so a
+ * post either joins the back of the list or finds it empty for good. */
+static pw_redis_script_t pw_park_if_needed_script = {
+    .source = "local status = redis.call('HGET', KEYS[1], 'status')\n"
+              "if (status and status ~= 'active') or redis.call('LLEN', KEYS[2]) > 0 then\n"
+              "  redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+              "  return {1, redis.call('HGET', KEYS[1], 'reason') or ''}\n"
+              "end\n"
+              "return {0, ''}\n",
+};
+
+/* KEYS: account. ARGV: reason, at_ms. Marks the account; 1 if it was not. */
+static pw_redis_script_t pw_mark_script = {
+    .source = "if redis.call('HGET', KEYS[1], 'status') == 'reconnect_required' then return 0 end\n"
+              "redis.call('HSET', KEYS[1], 'status', 'reconnect_required', 'reason', ARGV[1],"
+              " 'at_ms', ARGV[2])\n"
+              "return 1\n",
+};
+
+/* KEYS: parked. ARGV: value. Pops the head only if it is still value. */
+static pw_redis_script_t pw_pop_if_head_script = {
+    .source = "if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then\n"
+              "  redis.call('LPOP', KEYS[1]) return 1 end\n"
+              "return 0\n",
+};
+
+void pw_park_account_clear(pw_account_t *account)
+{
+    pw_token_destroy(account->token);
+    account->token = NULL;
+}
+
+/* Runs a script until Redis answers or the worker stops. */
+static redisReply *pw_park_eval(pw_pipeline_t *p, pw_redis_script_t *script, int nkeys,
+                                const char **keys, int nargs, const char **args)
+{
+    char errstr[512];
+    for (;;) {
+        redisReply *reply =
+            pw_redis_eval(p->redis, script, nkeys, keys, nargs, args, errstr, sizeof(errstr));
+        if (reply)
+            return reply;
+        pw_log_warn("redis failed while parking; retrying", PW_F_STR("error", errstr));
+        if (!pw_pipeline_sleep(p, 1000))
+            return NULL;
+    }
+}
+
+static const char *pw_park_class_of(const char *reason)
+{
+    return strcmp(reason, "missing_scope") == 0 ? "permission" : "auth";
+}
+
+bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_t *account)
+{
+    memset(account, 0, sizeof(*account));
+    char errstr[512];
+    for (;;) {
+        pw_ts_status_t st =
+            pw_token_store_get(p->tokens, req->account_id, &account->token, errstr, sizeof(errstr));
+        if (st == PW_TS_OK)
+            break;
+        if (st == PW_TS_NOT_FOUND || strstr(errstr, "decrypt") || strstr(errstr, "key ring")) {
+            /* Nothing to publish with: only a token put can help. */
+            pw_log_warn("account has no usable token", PW_F_STR("account_id", req->account_id),
+                        PW_F_STR("error", errstr));
+            snprintf(account->reason, sizeof(account->reason), "no_token");
+            break;
+        }
+        pw_log_warn("redis failed reading token; retrying", PW_F_STR("error", errstr));
+        if (!pw_pipeline_sleep(p, 1000))
+            return false;
+    }
+    return true;
+}
+
+static void pw_park_answer(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                           const char *cls, const pw_api_error_t *err, const char *message,
+                           int attempts)
+{
+    pw_result_error_t error = {cls, -1, -1, -1, message};
+    if (err) {
+        pw_pipeline_error_of(err, &error);
+        error.cls = cls;
+    }
+    pw_result_t result = {.status = "parked", .error = &error, .attempts = attempts};
+    pw_pipeline_result(p, job, req, &result);
+}
+
+/* Parks if the account is marked or has parked posts; true if it parked. */
+bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked)
+{
+    char k_account[200], k_parked[200];
+    pw_token_store_key(k_account, sizeof(k_account), req->account_id, "account");
+    pw_token_store_key(k_parked, sizeof(k_parked), req->account_id, "parked");
+    const char *keys[] = {k_account, k_parked};
+    const char *args[] = {job->value};
+    redisReply *reply = pw_park_eval(p, &pw_park_if_needed_script, 2, keys, 1, args);
+    if (!reply)
+        return false;
+    *parked = (int)reply->element[0]->integer;
+    if (*parked) {
+        const char *reason = reply->element[1]->str;
+        char message[300];
+        snprintf(message, sizeof(message), "account must be reconnected (%s); post parked",
+                 reason[0] ? reason : "earlier posts are parked");
+        pw_park_answer(p, job, req, pw_park_class_of(reason), NULL, message, 0);
+    }
+    freeReplyObject(reply);
+    return true;
+}
+
+void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                  const pw_account_t *account, int attempts)
+{
+    (void)account;
+    (void)attempts;
+    int parked = 0;
+    if (pw_park_if_needed(p, job, req, &parked) && !parked) {
+        /* Active with an empty list but no usable token: mark, then park. */
+        pw_api_error_t err;
+        pw_api_error_classify(PW_EP_CREATE, 0, NULL, -1, "account has no usable token", &err);
+        err.cls = PW_EC_AUTH;
+        err.auth = PW_AUTH_INVALID_TOKEN;
+        err.http_status = -1;
+        pw_park_on_auth_failure(p, job, req, (pw_account_t *)account, &err, attempts);
+    }
+}
+
+/* Marks the account once, announcing it with an event and one alert. */
+static void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
+                         const pw_api_error_t *err, const char *reason)
+{
+    char k_account[200], now[32];
+    pw_token_store_key(k_account, sizeof(k_account), account_id, "account");
+    snprintf(now, sizeof(now), "%lld", (long long)pw_now_ms());
+    const char *keys[] = {k_account};
+    const char *args[] = {reason, now};
+    redisReply *reply = pw_park_eval(p, &pw_mark_script, 1, keys, 2, args);
+    if (!reply || reply->integer != 1) {
+        if (reply)
+            freeReplyObject(reply);
+        return;
+    }
+    freeReplyObject(reply);
+    pw_log_warn("account marked reconnect_required", PW_F_STR("account_id", account_id),
+                PW_F_STR("reason", reason));
+    char *event = pw_event_account_new("reconnect_required", account_id, pw_now_ms());
+    pw_pipeline_emit(p, job, p->conf->topic_account_events, account_id, event, strlen(event), NULL);
+    free(event);
+    bool scope = err->auth == PW_AUTH_MISSING_SCOPE;
+    pw_pipeline_alert(p, job, scope ? "permission_denied" : "reconnect_required", account_id, err,
+                      NULL);
+}
+
+void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                             pw_account_t *account, const pw_api_error_t *err, int attempts)
+{
+    (void)account;
+    pw_log_warn("auth failure", PW_F_STR("account_id", req->account_id),
+                PW_F_STR("post_id", req->post_id), PW_F_STR("endpoint", err->endpoint),
+                PW_F_OPT_INT("http_status", err->http_status), PW_F_OPT_INT("code", err->code),
+                PW_F_OPT_INT("subcode", err->subcode), PW_F_STR("fbtrace_id", err->fbtrace_id),
+                PW_F_STR("auth", pw_auth_kind_name(err->auth)), PW_F_STR("message", err->message));
+    long count = 0;
+    char errstr[512];
+    if (pw_alert_auth_failure(p->redis, req->account_id, p->conf->auth_alert_threshold,
+                              p->conf->auth_alert_window_s, &count, errstr, sizeof(errstr)) == 1)
+        pw_pipeline_alert(p, job, "repeated_auth_failure", req->account_id, err, NULL);
+    const char *reason = pw_auth_kind_name(err->auth);
+    pw_park_mark(p, job, req->account_id, err, reason);
+    int parked = 0;
+    if (pw_park_if_needed(p, job, req, &parked) && !parked)
+        pw_log_error("post neither parked nor published", PW_F_STR("post_id", req->post_id));
+    (void)attempts;
+}
+
+/* Publishes the account's parked posts in order, each with a second result. */
+static bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
+                           const char *account_id)
+{
+    char k_parked[200];
+    pw_token_store_key(k_parked, sizeof(k_parked), account_id, "parked");
+    int replayed = 0;
+    for (;;) {
+        char errstr[512];
+        const char *argv[] = {"LINDEX", k_parked, "0"};
+        redisReply *head = pw_redis_command(p->redis, errstr, sizeof(errstr), 3, argv);
+        if (!head) {
+            if (!pw_pipeline_sleep(p, 1000))
+                return false;
+            continue;
+        }
+        if (head->type != REDIS_REPLY_STRING) {
+            freeReplyObject(head);
+            break;
+        }
+        pw_request_t *req = NULL;
+        const char *cls;
+        char reason[256];
+        pw_request_parse(head->str, head->len, &req, &cls, reason, sizeof(reason));
+        bool keep_going = true;
+        if (req) {
+            pw_account_t account;
+            if (!pw_park_load_account(p, req, &account)) {
+                pw_request_destroy(req);
+                freeReplyObject(head);
+                return false;
+            }
+            pw_publish_t pub = {.p = p, .http = http, .req = req, .token = account.token};
+            pw_pub_outcome_t out = account.token ? pw_publish_attempt(&pub) : PW_PUB_AUTH;
+            if (out == PW_PUB_PUBLISHED || out == PW_PUB_DUPLICATE || out == PW_PUB_FAILED) {
+                pw_result_error_t error;
+                pw_result_t result = {.attempts = out == PW_PUB_DUPLICATE ? 0 : 1};
+                result.status = out == PW_PUB_PUBLISHED   ? "published"
+                                : out == PW_PUB_DUPLICATE ? "duplicate"
+                                                          : "failed";
+                result.media_id = pub.media_id[0] ? pub.media_id : NULL;
+                if (out == PW_PUB_FAILED) {
+                    pw_pipeline_error_of(&pub.err, &error);
+                    result.error = &error;
+                }
+                pw_pipeline_result(p, job, req, &result);
+                replayed++;
+            } else {
+                /* Auth again, or transient: leave it at the head for later. */
+                if (out == PW_PUB_AUTH && account.token)
+                    pw_park_mark(p, job, req->account_id, &pub.err,
+                                 pw_auth_kind_name(pub.err.auth));
+                pw_log_warn("replay of parked posts paused", PW_F_STR("account_id", account_id),
+                            PW_F_STR("post_id", req->post_id));
+                keep_going = false;
+            }
+            pw_park_account_clear(&account);
+        }
+        if (keep_going) {
+            const char *keys[] = {k_parked};
+            const char *args[] = {head->str};
+            redisReply *popped = pw_park_eval(p, &pw_pop_if_head_script, 1, keys, 1, args);
+            if (popped)
+                freeReplyObject(popped);
+        }
+        pw_request_destroy(req);
+        freeReplyObject(head);
+        if (!keep_going)
+            break;
+    }
+    if (replayed)
+        pw_log_info("parked posts published", PW_F_STR("account_id", account_id),
+                    PW_F_INT("posts", replayed));
+    return true;
+}
+
+bool pw_park_on_account_event(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job)
+{
+    cJSON *event = cJSON_ParseWithLength(job->value, job->value_len);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(event, "type");
+    const cJSON *account = cJSON_GetObjectItemCaseSensitive(event, "account_id");
+    bool finished = true;
+    if (cJSON_IsString(type) && cJSON_IsString(account) &&
+        strcmp(type->valuestring, "token_updated") == 0 &&
+        pw_account_id_valid(account->valuestring))
+        finished = pw_park_replay(p, http, job, account->valuestring);
+    cJSON_Delete(event);
+    return finished;
+}

@@ -1,0 +1,41 @@
+/* Parking: posts of an account that must be reconnected are kept, in order,
+ * never lost, and published after the next `token put`.
+ *
+ * DESIGN: pw:{ACCT}:parked is a list of original request values, oldest
+ * first. An account parks its posts while its status is reconnect_required
+ * or while its list is not empty (so a new post never overtakes a parked
+ * one). The first auth failure that needs a reconnect marks the account,
+ * produces account.event.v1 reconnect_required and one alert; later posts
+ * park without calling the API. */
+#ifndef PW_PARK_H
+#define PW_PARK_H
+
+#include "pipeline.h"
+
+typedef struct pw_account_s {
+    pw_token_t *token; /* NULL when the account has no usable token */
+    char reason[256];
+} pw_account_t;
+
+/** @brief Reads the account's token and status, retrying while Redis is
+ *  away. @returns false when the worker is stopping. */
+bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_t *account);
+void pw_park_account_clear(pw_account_t *account);
+
+/** @brief Parks req if its account is marked or has parked posts, answering
+ *  parked; *parked says whether it did. @returns false when stopping. */
+bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked);
+
+/** @brief Parks req of an account without a usable token, marking it. */
+void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                  const pw_account_t *account, int attempts);
+
+/** @brief An auth or permission failure of the publish step: logs it, counts
+ *  it, marks the account and parks the post. */
+void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                             pw_account_t *account, const pw_api_error_t *err, int attempts);
+
+/** @brief An account.event.v1 message. */
+bool pw_park_on_account_event(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job);
+
+#endif
