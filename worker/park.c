@@ -60,6 +60,21 @@ static redisReply *pw_park_eval(pw_pipeline_t *p, pw_redis_script_t *script, int
     }
 }
 
+static void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
+                         const pw_api_error_t *err, const char *reason);
+
+/* The set of accounts with parked posts, for the sweep's replay. */
+#define PW_PARKED_ACCOUNTS "pw:parked_accounts"
+
+static void pw_park_track(pw_pipeline_t *p, const char *account_id)
+{
+    char errstr[256];
+    const char *argv[] = {"SADD", PW_PARKED_ACCOUNTS, account_id};
+    redisReply *reply = pw_redis_command(p->redis, errstr, sizeof(errstr), 3, argv);
+    if (reply)
+        freeReplyObject(reply);
+}
+
 static const char *pw_park_class_of(const char *reason)
 {
     return strcmp(reason, "missing_scope") == 0 ? "permission" : "auth";
@@ -88,21 +103,11 @@ bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_
     return true;
 }
 
-static void pw_park_answer(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                           const char *cls, const pw_api_error_t *err, const char *message,
-                           int attempts)
-{
-    pw_result_error_t error = {cls, -1, -1, -1, message};
-    if (err) {
-        pw_pipeline_error_of(err, &error);
-        error.cls = cls;
-    }
-    pw_result_t result = {.status = "parked", .error = &error, .attempts = attempts};
-    pw_pipeline_result(p, job, req, &result);
-}
-
-/* Parks if the account is marked or has parked posts; true if it parked. */
-bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked)
+/* Parks if the account is marked or has parked posts; true unless stopping.
+ * The parked result carries err (NULL: the account's stored reason). */
+static bool pw_park_if_needed_as(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                                 int *parked, const pw_api_error_t *err, int attempts,
+                                 bool token_refreshed)
 {
     char k_account[200], k_parked[200];
     pw_token_store_key(k_account, sizeof(k_account), req->account_id, "account");
@@ -114,14 +119,30 @@ bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
         return false;
     *parked = (int)reply->element[0]->integer;
     if (*parked) {
-        const char *reason = reply->element[1]->str;
-        char message[300];
-        snprintf(message, sizeof(message), "account must be reconnected (%s); post parked",
-                 reason[0] ? reason : "earlier posts are parked");
-        pw_park_answer(p, job, req, pw_park_class_of(reason), NULL, message, 0);
+        const char *reason = err ? pw_auth_kind_name(err->auth) : reply->element[1]->str;
+        char message[600];
+        if (err)
+            snprintf(message, sizeof(message), "%s", err->message);
+        else
+            snprintf(message, sizeof(message), "account must be reconnected (%s); post parked",
+                     reason[0] ? reason : "earlier posts are parked");
+        pw_result_error_t error = {pw_park_class_of(reason), -1, -1, -1, message};
+        if (err) {
+            pw_pipeline_error_of(err, &error);
+            error.cls = pw_park_class_of(reason);
+        }
+        pw_result_t result = {.status = "parked", .error = &error, .attempts = attempts,
+                              .token_refreshed = token_refreshed};
+        pw_pipeline_result(p, job, req, &result);
+        pw_park_track(p, req->account_id);
     }
     freeReplyObject(reply);
     return true;
+}
+
+bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked)
+{
+    return pw_park_if_needed_as(p, job, req, parked, NULL, 0, false);
 }
 
 void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
@@ -137,7 +158,7 @@ void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
         err.cls = PW_EC_AUTH;
         err.auth = PW_AUTH_INVALID_TOKEN;
         err.http_status = -1;
-        pw_park_on_auth_failure(p, job, req, (pw_account_t *)account, &err, attempts);
+        pw_park_on_auth_failure(p, job, req, (pw_account_t *)account, &err, attempts, false, false);
     }
 }
 
@@ -167,10 +188,9 @@ static void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id
                       NULL);
 }
 
-void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                             pw_account_t *account, const pw_api_error_t *err, int attempts)
+void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                              const pw_api_error_t *err)
 {
-    (void)account;
     pw_log_warn("auth failure", PW_F_STR("account_id", req->account_id),
                 PW_F_STR("post_id", req->post_id), PW_F_STR("endpoint", err->endpoint),
                 PW_F_OPT_INT("http_status", err->http_status), PW_F_OPT_INT("code", err->code),
@@ -181,12 +201,19 @@ void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t
     if (pw_alert_auth_failure(p->redis, req->account_id, p->conf->auth_alert_threshold,
                               p->conf->auth_alert_window_s, &count, errstr, sizeof(errstr)) == 1)
         pw_pipeline_alert(p, job, "repeated_auth_failure", req->account_id, err, NULL);
-    const char *reason = pw_auth_kind_name(err->auth);
-    pw_park_mark(p, job, req->account_id, err, reason);
+}
+
+void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                             pw_account_t *account, const pw_api_error_t *err, int attempts,
+                             bool token_refreshed, bool logged)
+{
+    (void)account;
+    if (!logged)
+        pw_park_log_auth_failure(p, job, req, err);
+    pw_park_mark(p, job, req->account_id, err, pw_auth_kind_name(err->auth));
     int parked = 0;
-    if (pw_park_if_needed(p, job, req, &parked) && !parked)
+    if (!pw_park_if_needed_as(p, job, req, &parked, err, attempts, token_refreshed) || !parked)
         pw_log_error("post neither parked nor published", PW_F_STR("post_id", req->post_id));
-    (void)attempts;
 }
 
 /* Publishes the account's parked posts in order, each with a second result. */

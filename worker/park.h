@@ -33,7 +33,12 @@ void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
 /** @brief An auth or permission failure of the publish step: logs it, counts
  *  it, marks the account and parks the post. */
 void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                             pw_account_t *account, const pw_api_error_t *err, int attempts);
+                             pw_account_t *account, const pw_api_error_t *err, int attempts,
+                             bool token_refreshed, bool logged);
+/** @brief Logs an auth failure (timestamp, account, endpoint, HTTP status,
+ *  code, subcode, fbtrace_id) and counts it towards repeated_auth_failure. */
+void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                              const pw_api_error_t *err);
 
 /** @brief An account.event.v1 message. */
 bool pw_park_on_account_event(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job);

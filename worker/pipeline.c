@@ -161,6 +161,35 @@ static long pw_backoff_ms(int attempt, long retry_after_ms)
     return retry_after_ms > jittered ? retry_after_ms : jittered;
 }
 
+/* Refresh on behalf of a post; true when it may go on with account->token. */
+static pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
+                                          pw_account_t *account, bool force,
+                                          pw_api_error_t *err)
+{
+    pw_token_t *fresh = NULL;
+    pw_rf_status_t st = pw_token_refresh(&p->refresher, http, account->token, force, &fresh, err);
+    if (fresh) {
+        pw_token_destroy(account->token);
+        account->token = fresh;
+    }
+    if (st == PW_RF_REFRESHED)
+        pw_log_info("token refreshed", PW_F_STR("account_id", account->token->account_id),
+                    PW_F_STR("method", pw_refresh_method_name(account->token->refresh_method)),
+                    PW_F_BOOL("reactive", force));
+    if (st == PW_RF_TERMINAL || st == PW_RF_TRANSIENT) {
+        pw_log_warn("token refresh failed", PW_F_STR("account_id", account->token->account_id),
+                    PW_F_STR("endpoint", err->endpoint),
+                    PW_F_OPT_INT("http_status", err->http_status),
+                    PW_F_OPT_INT("code", err->code), PW_F_OPT_INT("subcode", err->subcode),
+                    PW_F_STR("fbtrace_id", err->fbtrace_id), PW_F_STR("message", err->message));
+        pw_pipeline_alert(p, job, "refresh_failed", account->token->account_id, err, NULL);
+    }
+    return st;
+}
+
+/* Tokens that expire within this many seconds are refreshed before use. */
+#define PW_REFRESH_BEFORE_USE_S 300
+
 /* A valid request: the publish step with retries, then one result. */
 static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
                                 const pw_request_t *req)
@@ -177,11 +206,20 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         pw_park_account_clear(&account);
         return parked != 0;
     }
-    pw_publish_t pub = {.p = p, .http = http, .req = req, .token = account.token};
     pw_result_t result = {.attempts = 0};
+    pw_api_error_t rerr;
+    int64_t now_s = pw_now_ms() / 1000;
+    if (account.token->expires_at - now_s < PW_REFRESH_BEFORE_USE_S &&
+        pw_token_refresh_allowed(account.token, now_s))
+        result.token_refreshed =
+            pw_pipeline_refresh(p, http, job, &account, false, &rerr) == PW_RF_REFRESHED;
+
+    pw_publish_t pub = {.p = p, .http = http, .req = req, .token = account.token};
     pw_result_error_t error;
     pw_pub_outcome_t out;
+    bool refreshed_for_auth = false, auth_logged = false;
     for (;;) {
+        pub.token = account.token;
         out = pw_publish_attempt(&pub);
         if (out == PW_PUB_STOPPED) {
             pw_park_account_clear(&account);
@@ -195,6 +233,23 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
             continue; /* Redis being away spends no attempt */
         }
         result.attempts++;
+        if (out == PW_PUB_AUTH && pub.err.auth == PW_AUTH_EXPIRED && !refreshed_for_auth) {
+            /* Refresh once and retry once; a second expiry parks. */
+            pw_park_log_auth_failure(p, job, req, &pub.err);
+            refreshed_for_auth = true;
+            pw_rf_status_t st = pw_pipeline_refresh(p, http, job, &account, true, &rerr);
+            if (st == PW_RF_REFRESHED || st == PW_RF_BY_OTHER) {
+                result.token_refreshed |= st == PW_RF_REFRESHED;
+                continue;
+            }
+            if (st == PW_RF_TRANSIENT) {
+                pub.err = rerr;
+                out = PW_PUB_RETRY;
+            } else {
+                pub.err.auth = rerr.auth != PW_AUTH_NONE ? rerr.auth : PW_AUTH_REVOKED;
+                auth_logged = true;
+            }
+        }
         if (out != PW_PUB_RETRY)
             break;
         if (pub.err.cls == PW_EC_RATE_LIMITED)
@@ -222,7 +277,8 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         pw_pipeline_result(p, job, req, &result);
         break;
     case PW_PUB_AUTH:
-        pw_park_on_auth_failure(p, job, req, &account, &pub.err, result.attempts);
+        pw_park_on_auth_failure(p, job, req, &account, &pub.err, result.attempts,
+                                result.token_refreshed, auth_logged);
         break;
     default: /* FAILED, or RETRY past the limit */
         result.status = "failed";

@@ -19,6 +19,7 @@
 #include "request.h"
 #include "scheduler.h"
 #include "threads_api.h"
+#include "token_refresh.h"
 #include "token_store.h"
 
 typedef struct pw_pipeline_s {
@@ -27,6 +28,7 @@ typedef struct pw_pipeline_s {
     pw_token_store_t *tokens;
     rd_kafka_t *producer;
     pw_sched_t *sched;
+    pw_refresher_t refresher;
     atomic_bool stopping; /* set at shutdown: long waits give up */
 } pw_pipeline_t;
 

@@ -336,6 +336,7 @@ static int pw_worker_open(pw_worker_t *w)
     w->pipeline.redis = w->redis;
     w->pipeline.tokens = w->tokens;
     w->pipeline.producer = w->producer;
+    w->pipeline.refresher = (pw_refresher_t){.conf = conf, .redis = w->redis, .tokens = w->tokens};
     w->sched = pw_sched_new((int)conf->worker_concurrency, &pw_worker_sched_ops, &w->pipeline);
     w->pipeline.sched = w->sched;
 

@@ -1,0 +1,309 @@
+/* Token refresh: lock, fence, platform call, fenced write, release. */
+#include "token_refresh.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define PW_REFRESH_WAIT_MS 20000
+#define PW_REFRESH_HTTP_TIMEOUT_MS 10000 /* well under PW_REFRESH_LOCK_TTL_MS */
+
+/* KEYS: lock, fence. ARGV: owner, ttl_ms. Returns the fence, or 0 if taken. */
+static pw_redis_script_t pw_lock_acquire_script = {
+    .source = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+              "  return redis.call('INCR', KEYS[2])\n"
+              "end\n"
+              "return 0\n",
+};
+
+/* KEYS: lock. ARGV: owner. Deletes the lock only if we still hold it. */
+static pw_redis_script_t pw_lock_release_script = {
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  return redis.call('DEL', KEYS[1])\n"
+              "end\n"
+              "return 0\n",
+};
+
+bool pw_token_refresh_due(const pw_token_t *token, long ahead_s, int64_t now_s)
+{
+    int64_t lifetime = token->expires_at - token->issued_at;
+    int64_t threshold = lifetime / 2 < ahead_s ? lifetime / 2 : ahead_s;
+    return token->expires_at - now_s < threshold;
+}
+
+bool pw_token_refresh_allowed(const pw_token_t *token, int64_t now_s)
+{
+    if (token->refresh_method == PW_REFRESH_OAUTH2)
+        return token->refresh_token != NULL;
+    return now_s - token->issued_at >= PW_THREADS_MIN_AGE_S && now_s < token->expires_at;
+}
+
+int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t **refresh,
+                           long *expires_in)
+{
+    *access = *refresh = NULL;
+    cJSON *root = body ? cJSON_Parse(body) : NULL;
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "access_token");
+    const cJSON *rt = cJSON_GetObjectItemCaseSensitive(root, "refresh_token");
+    const cJSON *ei = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
+    int ok = cJSON_IsString(at) && at->valuestring[0] && cJSON_IsNumber(ei) && ei->valuedouble > 0;
+    if (ok) {
+        *access = pw_secret_new(at->valuestring, strlen(at->valuestring));
+        if (cJSON_IsString(rt) && rt->valuestring[0])
+            *refresh = pw_secret_new(rt->valuestring, strlen(rt->valuestring));
+        *expires_in = (long)ei->valuedouble;
+    }
+    cJSON_Delete(root);
+    return ok ? 0 : -1;
+}
+
+/* RFC 6749 §5.2 error body: {"error": "invalid_grant", ...}. */
+static void pw_oauth2_classify(long status, const char *body, const char *transport,
+                               pw_api_error_t *err)
+{
+    pw_api_error_classify("POST {OAUTH2_TOKEN_URL}", status, NULL, -1, transport, err);
+    if (status <= 0)
+        return;
+    cJSON *root = body ? cJSON_Parse(body) : NULL;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
+    if (cJSON_IsString(code)) {
+        snprintf(err->message, sizeof(err->message), "%s%s%s", code->valuestring,
+                 cJSON_IsString(desc) ? ": " : "", cJSON_IsString(desc) ? desc->valuestring : "");
+        if (strcmp(code->valuestring, "invalid_grant") == 0) {
+            err->cls = PW_EC_AUTH;
+            err->auth = PW_AUTH_REVOKED;
+            err->retriable = false;
+        }
+    }
+    cJSON_Delete(root);
+}
+
+/* Calls the account's refresh method; on success fills next's secrets and times. */
+static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const pw_token_t *cur,
+                                      pw_token_t *next, pw_api_error_t *err)
+{
+    const pw_config_t *conf = rf->conf;
+    pw_http_response_t resp;
+    int rc;
+    const char *endpoint;
+    if (cur->refresh_method == PW_REFRESH_OAUTH2) {
+        endpoint = "POST {OAUTH2_TOKEN_URL}";
+        if (!conf->oauth2_token_url || !cur->refresh_token) {
+            pw_api_error_classify(endpoint, 400, NULL, -1, NULL, err);
+            snprintf(err->message, sizeof(err->message), "%s",
+                     cur->refresh_token ? "OAUTH2_TOKEN_URL is not set" : "no refresh token");
+            return cur->refresh_token ? PW_RF_TRANSIENT : PW_RF_TERMINAL;
+        }
+        const pw_http_param_t params[] = {
+            {"grant_type", "refresh_token"},
+            {"refresh_token", pw_secret_reveal(cur->refresh_token)},
+        };
+        char *basic = NULL;
+        if (conf->oauth2_client_id)
+            basic = pw_asprintf("%s:%s", conf->oauth2_client_id,
+                                conf->oauth2_client_secret
+                                    ? pw_secret_reveal(conf->oauth2_client_secret)
+                                    : "");
+        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params),
+                               basic, &resp);
+        if (basic) {
+            memset(basic, 0, strlen(basic));
+            free(basic);
+        }
+    } else {
+        endpoint = PW_EP_REFRESH;
+        char *url = pw_asprintf("%s/refresh_access_token", conf->threads_api_base_url);
+        const pw_http_param_t params[] = {
+            {"grant_type", "th_refresh_token"},
+            {"access_token", pw_secret_reveal(cur->access_token)},
+        };
+        rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), &resp);
+        free(url);
+    }
+    long expires_in = 0;
+    if (rc == 0 && resp.status == 200 &&
+        pw_token_refresh_parse(resp.body, &next->access_token, &next->refresh_token,
+                               &expires_in) == 0) {
+        pw_http_response_clear(&resp);
+        if (!next->refresh_token && cur->refresh_token)
+            next->refresh_token = pw_secret_dup(cur->refresh_token); /* not rotated: keep */
+        next->issued_at = pw_now_ms() / 1000;
+        next->expires_at = next->issued_at + expires_in;
+        return PW_RF_REFRESHED;
+    }
+    if (cur->refresh_method == PW_REFRESH_OAUTH2)
+        pw_oauth2_classify(rc == 0 ? resp.status : 0, resp.body, resp.error, err);
+    else
+        pw_api_error_classify(endpoint, rc == 0 ? resp.status : 0, resp.body,
+                              resp.retry_after_ms, resp.error, err);
+    if (rc == 0 && resp.status == 200) {
+        err->cls = PW_EC_TRANSIENT; /* 200 without a usable token: never store it */
+        err->retriable = true;
+        snprintf(err->message, sizeof(err->message), "token endpoint answered 200 without a "
+                                                     "usable access_token/expires_in");
+    }
+    pw_http_response_clear(&resp);
+    return err->cls == PW_EC_AUTH || err->cls == PW_EC_PERMISSION ? PW_RF_TERMINAL
+                                                                  : PW_RF_TRANSIENT;
+}
+
+static void pw_lock_keys(const char *account_id, char *lock, char *fence, size_t size)
+{
+    pw_token_store_key(lock, size, account_id, "refresh_lock");
+    pw_token_store_key(fence, size, account_id, "fence");
+}
+
+/* Takes the lock: the fencing number, 0 when someone holds it, -1 on error. */
+static int64_t pw_lock_acquire(pw_refresher_t *rf, const char *account_id, const char *owner)
+{
+    char lock[200], fence[200], ttl[16], errstr[256];
+    pw_lock_keys(account_id, lock, fence, sizeof(lock));
+    snprintf(ttl, sizeof(ttl), "%d", PW_REFRESH_LOCK_TTL_MS);
+    const char *keys[] = {lock, fence};
+    const char *args[] = {owner, ttl};
+    redisReply *reply =
+        pw_redis_eval(rf->redis, &pw_lock_acquire_script, 2, keys, 2, args, errstr, sizeof(errstr));
+    if (!reply) {
+        pw_log_warn("refresh lock unavailable", PW_F_STR("account_id", account_id),
+                    PW_F_STR("error", errstr));
+        return -1;
+    }
+    int64_t n = reply->integer;
+    freeReplyObject(reply);
+    return n;
+}
+
+static void pw_lock_release(pw_refresher_t *rf, const char *account_id, const char *owner)
+{
+    char lock[200], fence[200], errstr[256];
+    pw_lock_keys(account_id, lock, fence, sizeof(lock));
+    const char *keys[] = {lock};
+    const char *args[] = {owner};
+    redisReply *reply =
+        pw_redis_eval(rf->redis, &pw_lock_release_script, 1, keys, 1, args, errstr, sizeof(errstr));
+    if (reply)
+        freeReplyObject(reply);
+}
+
+/* The stored token, if it is no longer the one the caller used. */
+static bool pw_refresh_changed(const pw_token_t *stored, const pw_token_t *used)
+{
+    return stored->fence != used->fence || !pw_secret_equal(stored->access_token, used->access_token);
+}
+
+/* As lock holder: re-read, call the platform, write fenced. */
+static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
+                                           const pw_token_t *used, bool force, int64_t fence,
+                                           pw_token_t **out, pw_api_error_t *err)
+{
+    char errstr[512];
+    pw_token_t *cur = NULL;
+    if (pw_token_store_get(rf->tokens, used->account_id, &cur, errstr, sizeof(errstr)) != PW_TS_OK) {
+        pw_api_error_classify("redis", 0, NULL, -1, errstr, err);
+        return PW_RF_TRANSIENT;
+    }
+    int64_t now_s = pw_now_ms() / 1000;
+    if (pw_refresh_changed(cur, used) &&
+        (force || !pw_token_refresh_due(cur, rf->conf->token_refresh_ahead_s, now_s))) {
+        *out = cur; /* refreshed (or put) by someone else while we waited for the lock */
+        return PW_RF_BY_OTHER;
+    }
+    if (cur->refresh_method == PW_REFRESH_THREADS && !pw_token_refresh_allowed(cur, now_s)) {
+        bool expired = now_s >= cur->expires_at;
+        pw_token_destroy(cur);
+        pw_api_error_classify(PW_EP_REFRESH, 0, NULL, -1, NULL, err);
+        snprintf(err->message, sizeof(err->message), "%s",
+                 expired ? "token expired: it can no longer be refreshed"
+                         : "token is younger than 24 hours: not refreshable yet");
+        err->cls = expired ? PW_EC_AUTH : PW_EC_TRANSIENT;
+        err->auth = expired ? PW_AUTH_EXPIRED : PW_AUTH_NONE;
+        return expired ? PW_RF_TERMINAL : PW_RF_NOT_ALLOWED;
+    }
+    pw_token_t next = *cur;
+    next.access_token = next.refresh_token = NULL;
+    pw_http_t *rhttp = http;
+    pw_rf_status_t st = pw_refresh_call(rf, rhttp, cur, &next, err);
+    if (st == PW_RF_REFRESHED) {
+        pw_ts_status_t ws = pw_token_store_write_fenced(rf->tokens, &next, fence, errstr,
+                                                       sizeof(errstr));
+        if (ws == PW_TS_OK) {
+            pw_token_t *fresh = NULL;
+            if (pw_token_store_get(rf->tokens, used->account_id, &fresh, errstr,
+                                   sizeof(errstr)) == PW_TS_OK)
+                *out = fresh;
+            else
+                st = PW_RF_TRANSIENT;
+        } else {
+            /* A newer write won (a token put): ours is stale, theirs stands. */
+            pw_log_warn("refreshed token not stored", PW_F_STR("account_id", used->account_id),
+                        PW_F_STR("error", errstr));
+            st = pw_token_store_get(rf->tokens, used->account_id, out, errstr,
+                                    sizeof(errstr)) == PW_TS_OK
+                     ? PW_RF_BY_OTHER
+                     : PW_RF_TRANSIENT;
+        }
+    }
+    pw_secret_destroy(next.access_token);
+    pw_secret_destroy(next.refresh_token);
+    pw_token_destroy(cur);
+    return st;
+}
+
+pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_token_t *used,
+                                bool force, pw_token_t **out, pw_api_error_t *err)
+{
+    unsigned char raw[8];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        abort();
+    char owner[200];
+    snprintf(owner, sizeof(owner), "%s/%02x%02x%02x%02x%02x%02x%02x%02x", rf->conf->worker_id,
+             raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
+    memset(err, 0, sizeof(*err));
+    *out = NULL;
+    int64_t deadline = pw_mono_ms() + PW_REFRESH_WAIT_MS;
+    for (;;) {
+        int64_t fence = pw_lock_acquire(rf, used->account_id, owner);
+        if (fence > 0) {
+            pw_rf_status_t st = pw_refresh_as_holder(rf, http, used, force, fence, out, err);
+            pw_lock_release(rf, used->account_id, owner);
+            return st;
+        }
+        /* Someone else refreshes: wait for their token instead of calling. */
+        char errstr[256];
+        char *status = NULL;
+        if (pw_token_store_get_status(rf->tokens, used->account_id, &status, errstr,
+                                      sizeof(errstr)) == PW_TS_OK &&
+            status && strcmp(status, "reconnect_required") == 0) {
+            free(status);
+            pw_api_error_classify(PW_EP_REFRESH, 0, NULL, -1, "account must be reconnected", err);
+            err->cls = PW_EC_AUTH;
+            err->auth = PW_AUTH_REVOKED;
+            return PW_RF_TERMINAL; /* the holder failed for good: don't try again */
+        }
+        free(status);
+        pw_token_t *cur = NULL;
+        if (fence == 0 &&
+            pw_token_store_get(rf->tokens, used->account_id, &cur, errstr, sizeof(errstr)) ==
+                PW_TS_OK) {
+            if (pw_refresh_changed(cur, used)) {
+                *out = cur;
+                return PW_RF_BY_OTHER;
+            }
+            pw_token_destroy(cur);
+        }
+        if (pw_mono_ms() >= deadline) {
+            pw_api_error_classify("refresh lock", 0, NULL, -1, "timed out waiting for the "
+                                                                 "refresh of another worker",
+                                  err);
+            return PW_RF_TRANSIENT;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+    }
+}
