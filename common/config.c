@@ -75,6 +75,8 @@ const pw_config_var_t pw_config_vars[] = {
      "Redis connections per process"},
     {"POST_RECORD_TTL_S", "7776000", PW_CV_INT, 0, 86400, 315360000, PW_CV_OFF(post_record_ttl_s),
      "how long a post's publication record guards against a second publication"},
+    {"TOKEN_SWEEP_INTERVAL_S", "60", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(token_sweep_interval_s),
+     "how often each worker sweeps for tokens to refresh and parked posts to replay"},
 };
 const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
 

@@ -44,6 +44,7 @@ typedef struct pw_config_s {
     long shutdown_timeout_s;
     long redis_pool_size;
     long post_record_ttl_s;
+    long token_sweep_interval_s;
     /* RDKAFKA_<NAME> pass-through, as librdkafka property name/value pairs. */
     char **rdkafka_props;
     size_t rdkafka_prop_count;

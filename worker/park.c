@@ -11,6 +11,12 @@
 #include "log.h"
 #include "publish.h"
 
+/* KEYS: parked, parked accounts set. ARGV: account. */
+static pw_redis_script_t pw_untrack_script = {
+    .source = "if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end\n"
+              "return 0\n",
+};
+
 /* KEYS: account, parked. ARGV: value. Parks the value if the account is not
  * active or already has parked posts; returns {parked, reason}. Atomic, so a
  * post either joins the back of the list or finds it empty for good. */
@@ -59,9 +65,6 @@ static redisReply *pw_park_eval(pw_pipeline_t *p, pw_redis_script_t *script, int
             return NULL;
     }
 }
-
-static void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
-                         const pw_api_error_t *err, const char *reason);
 
 /* The set of accounts with parked posts, for the sweep's replay. */
 #define PW_PARKED_ACCOUNTS "pw:parked_accounts"
@@ -162,9 +165,8 @@ void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
     }
 }
 
-/* Marks the account once, announcing it with an event and one alert. */
-static void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
-                         const pw_api_error_t *err, const char *reason)
+void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
+                  const pw_api_error_t *err, const char *reason)
 {
     char k_account[200], now[32];
     pw_token_store_key(k_account, sizeof(k_account), account_id, "account");
@@ -216,9 +218,9 @@ void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t
         pw_log_error("post neither parked nor published", PW_F_STR("post_id", req->post_id));
 }
 
-/* Publishes the account's parked posts in order, each with a second result. */
-static bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
-                           const char *account_id)
+/* Publishes the parked posts; the caller holds the replay lock. */
+static bool pw_park_replay_locked(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
+                                  const char *account_id)
 {
     char k_parked[200];
     pw_token_store_key(k_parked, sizeof(k_parked), account_id, "parked");
@@ -234,6 +236,12 @@ static bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
         }
         if (head->type != REDIS_REPLY_STRING) {
             freeReplyObject(head);
+            /* Drained: leave the sweep's set, unless a post parked meanwhile. */
+            const char *keys[] = {k_parked, PW_PARKED_ACCOUNTS};
+            const char *args[] = {account_id};
+            redisReply *r = pw_park_eval(p, &pw_untrack_script, 2, keys, 1, args);
+            if (r)
+                freeReplyObject(r);
             break;
         }
         pw_request_t *req = NULL;
@@ -290,6 +298,35 @@ static bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
         pw_log_info("parked posts published", PW_F_STR("account_id", account_id),
                     PW_F_INT("posts", replayed));
     return true;
+}
+
+/* KEYS: lock. ARGV: owner. */
+static pw_redis_script_t pw_replay_unlock_script = {
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+              "return 0\n",
+};
+
+bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char *account_id)
+{
+    char k_lock[200], owner[160], errstr[256];
+    pw_token_store_key(k_lock, sizeof(k_lock), account_id, "replay_lock");
+    snprintf(owner, sizeof(owner), "%s/%ld", p->conf->worker_id, random());
+    /* One replayer per account: two would answer the same post twice. */
+    const char *argv[] = {"SET", k_lock, owner, "NX", "PX", "120000"};
+    redisReply *reply = pw_redis_command(p->redis, errstr, sizeof(errstr), 6, argv);
+    bool locked = reply && reply->type == REDIS_REPLY_STATUS;
+    if (reply)
+        freeReplyObject(reply);
+    if (!locked)
+        return true; /* someone replays already, or Redis is away: the sweep retries */
+    bool finished = pw_park_replay_locked(p, http, job, account_id);
+    const char *keys[] = {k_lock};
+    const char *args[] = {owner};
+    reply = pw_redis_eval(p->redis, &pw_replay_unlock_script, 1, keys, 1, args, errstr,
+                          sizeof(errstr));
+    if (reply)
+        freeReplyObject(reply);
+    return finished;
 }
 
 bool pw_park_on_account_event(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job)

@@ -40,6 +40,15 @@ void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t
 void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
                               const pw_api_error_t *err);
 
+/** @brief Marks account reconnect_required once (event and one alert). */
+void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
+                  const pw_api_error_t *err, const char *reason);
+
+/** @brief Publishes account's parked posts in order, each with a second
+ *  result, unless another worker is replaying them. @returns false when
+ *  stopping. */
+bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char *account_id);
+
 /** @brief An account.event.v1 message. */
 bool pw_park_on_account_event(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job);
 

@@ -43,15 +43,16 @@ void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const 
                       const char *value, size_t len, const rd_kafka_headers_t *hdrs)
 {
     char errstr[512];
-    pw_sched_produced(p->sched, job);
+    if (job)
+        pw_sched_produced(p->sched, job);
     if (pw_kafka_produce(p->producer, topic, key, value, len, hdrs, job, errstr,
                          sizeof(errstr)) == -1) {
         /* Only local, permanent causes get here (size, unknown topic): not
          * worth blocking the partition for. */
         pw_log_error("could not produce", PW_F_STR("topic", topic), PW_F_STR("error", errstr),
-                     PW_F_STR("source_topic", job->topic), PW_F_INT("partition", job->partition),
-                     PW_F_INT("offset", job->offset));
-        pw_sched_delivered(p->sched, job);
+                     PW_F_STR("source_topic", job ? job->topic : NULL));
+        if (job)
+            pw_sched_delivered(p->sched, job);
     }
 }
 
@@ -107,7 +108,7 @@ void pw_pipeline_result(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req
                 PW_F_STR("status", result->status), PW_F_STR("media_id", result->media_id),
                 PW_F_STR("error_class", result->error ? result->error->cls : NULL),
                 PW_F_INT("attempts", result->attempts),
-                PW_F_INT("latency_ms", pw_mono_ms() - job->consumed_mono_ms));
+                PW_F_INT("latency_ms", job ? pw_mono_ms() - job->consumed_mono_ms : 0));
 }
 
 void pw_pipeline_error_of(const pw_api_error_t *err, pw_result_error_t *out)
@@ -161,8 +162,7 @@ static long pw_backoff_ms(int attempt, long retry_after_ms)
     return retry_after_ms > jittered ? retry_after_ms : jittered;
 }
 
-/* Refresh on behalf of a post; true when it may go on with account->token. */
-static pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
+pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
                                           pw_account_t *account, bool force,
                                           pw_api_error_t *err)
 {

@@ -38,7 +38,8 @@ void pw_pipeline_thread_fini(void *opaque, void *thread_state);
 bool pw_pipeline_run(void *opaque, void *thread_state, pw_job_t *job);
 
 /** @brief Produces a message on behalf of job; its delivery settles the job.
- *  @locality pool thread */
+ *  job may be NULL (the sweep's own output): delivery is then best effort.
+ *  @locality pool thread or the sweep's thread */
 void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const char *key,
                       const char *value, size_t len, const rd_kafka_headers_t *hdrs);
 
@@ -54,5 +55,11 @@ void pw_pipeline_error_of(const pw_api_error_t *err, pw_result_error_t *out);
 /** @brief Raises kind for account unless raised in this window already. */
 void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const char *account_id,
                        const pw_api_error_t *err, const char *message);
+
+struct pw_account_s;
+/** @brief Refreshes account->token (replacing it with the current one),
+ *  logging and alerting refresh_failed on failure. */
+pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
+                                   struct pw_account_s *account, bool force, pw_api_error_t *err);
 
 #endif

@@ -29,6 +29,7 @@
 #include "pipeline.h"
 #include "redis.h"
 #include "scheduler.h"
+#include "sweep.h"
 
 typedef struct pw_worker_s {
     pw_config_t *conf;
@@ -40,6 +41,7 @@ typedef struct pw_worker_s {
     pw_token_store_t *tokens;
     pw_pipeline_t pipeline;
     pw_sched_t *sched;
+    pw_sweep_t *sweep;
     bool paused;
 } pw_worker_t;
 
@@ -286,6 +288,9 @@ static int pw_consumer_close_bounded(rd_kafka_t *rk, int timeout_ms)
 
 static void pw_worker_close(pw_worker_t *w)
 {
+    atomic_store(&w->pipeline.stopping, true); /* only long waits look at it */
+    pw_sweep_destroy(w->sweep);
+    atomic_store(&w->pipeline.stopping, false);
     if (w->sched && w->consumer && w->producer)
         pw_worker_drain(w);
     if (w->consumer) {
@@ -339,6 +344,7 @@ static int pw_worker_open(pw_worker_t *w)
     w->pipeline.refresher = (pw_refresher_t){.conf = conf, .redis = w->redis, .tokens = w->tokens};
     w->sched = pw_sched_new((int)conf->worker_concurrency, &pw_worker_sched_ops, &w->pipeline);
     w->pipeline.sched = w->sched;
+    w->sweep = pw_sweep_new(&w->pipeline);
 
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, conf->topic_publish_requests, RD_KAFKA_PARTITION_UA);
