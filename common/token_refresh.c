@@ -160,16 +160,16 @@ static void pw_lock_keys(const char *account_id, char *lock, char *fence, size_t
     pw_token_store_key(fence, size, account_id, "fence");
 }
 
-/* Takes the lock: the fencing number, 0 when someone holds it, -1 on error. */
-static int64_t pw_lock_acquire(pw_refresher_t *rf, const char *account_id, const char *owner)
+int64_t pw_refresh_lock_acquire(pw_redis_t *redis, const char *account_id, const char *owner,
+                                int ttl_ms)
 {
     char lock[200], fence[200], ttl[16], errstr[256];
     pw_lock_keys(account_id, lock, fence, sizeof(lock));
-    snprintf(ttl, sizeof(ttl), "%d", PW_REFRESH_LOCK_TTL_MS);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     const char *keys[] = {lock, fence};
     const char *args[] = {owner, ttl};
     redisReply *reply =
-        pw_redis_eval(rf->redis, &pw_lock_acquire_script, 2, keys, 2, args, errstr, sizeof(errstr));
+        pw_redis_eval(redis, &pw_lock_acquire_script, 2, keys, 2, args, errstr, sizeof(errstr));
     if (!reply) {
         pw_log_warn("refresh lock unavailable", PW_F_STR("account_id", account_id),
                     PW_F_STR("error", errstr));
@@ -180,16 +180,19 @@ static int64_t pw_lock_acquire(pw_refresher_t *rf, const char *account_id, const
     return n;
 }
 
-static void pw_lock_release(pw_refresher_t *rf, const char *account_id, const char *owner)
+int pw_refresh_lock_release(pw_redis_t *redis, const char *account_id, const char *owner)
 {
     char lock[200], fence[200], errstr[256];
     pw_lock_keys(account_id, lock, fence, sizeof(lock));
     const char *keys[] = {lock};
     const char *args[] = {owner};
     redisReply *reply =
-        pw_redis_eval(rf->redis, &pw_lock_release_script, 1, keys, 1, args, errstr, sizeof(errstr));
-    if (reply)
-        freeReplyObject(reply);
+        pw_redis_eval(redis, &pw_lock_release_script, 1, keys, 1, args, errstr, sizeof(errstr));
+    if (!reply)
+        return -1;
+    int released = reply->integer == 1;
+    freeReplyObject(reply);
+    return released;
 }
 
 /* The stored token, if it is no longer the one the caller used. */
@@ -269,10 +272,11 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
     *out = NULL;
     int64_t deadline = pw_mono_ms() + PW_REFRESH_WAIT_MS;
     for (;;) {
-        int64_t fence = pw_lock_acquire(rf, used->account_id, owner);
+        int64_t fence = pw_refresh_lock_acquire(rf->redis, used->account_id, owner,
+                                                PW_REFRESH_LOCK_TTL_MS);
         if (fence > 0) {
             pw_rf_status_t st = pw_refresh_as_holder(rf, http, used, force, fence, out, err);
-            pw_lock_release(rf, used->account_id, owner);
+            (void)pw_refresh_lock_release(rf->redis, used->account_id, owner);
             return st;
         }
         /* Someone else refreshes: wait for their token instead of calling. */

@@ -57,6 +57,15 @@ typedef struct pw_refresher_s {
 pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_token_t *used,
                                 bool force, pw_token_t **out, pw_api_error_t *err);
 
+/** @brief Takes account's refresh lock for ttl_ms as owner.
+ *  @returns the fencing number of this holder, 0 when another holds the
+ *  lock, -1 when Redis failed. */
+int64_t pw_refresh_lock_acquire(pw_redis_t *redis, const char *account_id, const char *owner,
+                                int ttl_ms);
+/** @brief Releases the lock if owner still holds it: 1 released, 0 not ours
+ *  (it expired and maybe another took it), -1 Redis failed. */
+int pw_refresh_lock_release(pw_redis_t *redis, const char *account_id, const char *owner);
+
 /** @brief Whether a token is due for a proactive refresh: remaining lifetime
  *  below ahead_s or below half its whole lifetime, whichever is smaller. */
 bool pw_token_refresh_due(const pw_token_t *token, long ahead_s, int64_t now_s);

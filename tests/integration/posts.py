@@ -25,16 +25,24 @@ DLQ_HEADERS_SCHEMA = validator("publish.dlq.headers")
 
 
 def connect_account(run_cli, env, fake, account, user_id=None, token=None,
-                    expires_in=60 * 24 * 3600, issued_at=None, scopes=None):
-    """Registers a token with the fake Threads API and stores it with token put."""
+                    expires_in=60 * 24 * 3600, issued_at=None, scopes=None, refresh_token=None):
+    """Registers a token with the fake Threads API and stores it with token put
+    (with a refresh_token: the oauth2 method). expires_in counts from issued_at
+    (default: two days ago, so a threads token may be refreshed)."""
     user_id = user_id or f"u-{account}"
     token = token or f"THAA-{account}-{uuid.uuid4().hex}"
     issued_at = issued_at if issued_at is not None else int(time.time()) - 2 * 86400
-    fake.register_token(token, user_id, expires_in=expires_in, issued_at=issued_at,
-                        scopes=scopes)
-    res = run_cli(["token", "put", "--account", account, "--user-id", user_id,
-                   "--expires-in", str(expires_in), "--issued-at", str(issued_at)],
-                  env=env, input=token + "\n")
+    fake.register_token(token, user_id, expires_at=issued_at + expires_in, issued_at=issued_at,
+                        scopes=scopes, refresh_token=refresh_token)
+    args = ["token", "put", "--account", account, "--user-id", user_id,
+            "--expires-in", str(expires_in), "--issued-at", str(issued_at)]
+    stdin = token + "\n"
+    if refresh_token:
+        args += ["--refresh-method", "oauth2"]
+        stdin += refresh_token + "\n"
+    if scopes:
+        args += ["--scopes", ",".join(scopes)]
+    res = run_cli(args, env=env, input=stdin)
     assert res.returncode == 0, res.stderr
     return user_id, token
 
