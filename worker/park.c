@@ -309,6 +309,16 @@ static pw_redis_script_t pw_replay_unlock_script = {
 bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char *account_id)
 {
     char k_lock[200], owner[160], errstr[256];
+    char *status = NULL;
+    /* Only an active account replays: an old token_updated must not retry a
+     * token that was revoked after it. */
+    if (pw_token_store_get_status(p->tokens, account_id, &status, errstr, sizeof(errstr)) !=
+            PW_TS_OK ||
+        !status || strcmp(status, "active") != 0) {
+        free(status);
+        return true;
+    }
+    free(status);
     pw_token_store_key(k_lock, sizeof(k_lock), account_id, "replay_lock");
     snprintf(owner, sizeof(owner), "%s/%ld", p->conf->worker_id, random());
     /* One replayer per account: two would answer the same post twice. */

@@ -62,15 +62,16 @@ static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
     }
     free(status);
     int64_t now_s = pw_now_ms() / 1000;
-    if (!pw_token_refresh_due(account.token, p->conf->token_refresh_ahead_s, now_s)) {
-        pw_park_account_clear(&account);
-        return;
-    }
+    /* Not refreshable (yet): warn while there is time to reconnect by hand. */
     if (!pw_token_refresh_allowed(account.token, now_s)) {
         pw_sweep_expiring_alert(sweep, account.token,
                                 now_s >= account.token->expires_at
                                     ? "has expired"
                                     : "cannot be refreshed before it is 24 hours old");
+        pw_park_account_clear(&account);
+        return;
+    }
+    if (!pw_token_refresh_due(account.token, p->conf->token_refresh_ahead_s, now_s)) {
         pw_park_account_clear(&account);
         return;
     }
