@@ -26,8 +26,8 @@ static int pw_alert_count(pw_redis_t *redis, const char *key, long window_s, lon
     return 0;
 }
 
-int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *kind,
-                        long window_s, long *count, char *errstr, size_t errstr_size)
+int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *kind, long window_s,
+                        long *count, char *errstr, size_t errstr_size)
 {
     char key[256];
     snprintf(key, sizeof(key), "pw:{%s}:alert:%s", account_id, kind);
@@ -36,8 +36,8 @@ int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *k
     return *count == 1;
 }
 
-int pw_alert_auth_failure(pw_redis_t *redis, const char *account_id, long threshold,
-                          long window_s, long *count, char *errstr, size_t errstr_size)
+int pw_alert_auth_failure(pw_redis_t *redis, const char *account_id, long threshold, long window_s,
+                          long *count, char *errstr, size_t errstr_size)
 {
     char key[256];
     snprintf(key, sizeof(key), "pw:{%s}:authfail", account_id);

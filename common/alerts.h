@@ -16,13 +16,12 @@
  *  @returns 1 when this occurrence should raise the alert, 0 when it was
  *  raised already in this window, -1 on a Redis error (errstr). *count gets
  *  the occurrences so far. */
-int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *kind,
-                        long window_s, long *count, char *errstr, size_t errstr_size) PW_MUSTCHECK;
+int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *kind, long window_s,
+                        long *count, char *errstr, size_t errstr_size) PW_MUSTCHECK;
 
 /** @brief Counts one auth failure; returns 1 exactly when the count in the
  *  window reaches threshold, 0 otherwise, -1 on error. */
-int pw_alert_auth_failure(pw_redis_t *redis, const char *account_id, long threshold,
-                          long window_s, long *count, char *errstr,
-                          size_t errstr_size) PW_MUSTCHECK;
+int pw_alert_auth_failure(pw_redis_t *redis, const char *account_id, long threshold, long window_s,
+                          long *count, char *errstr, size_t errstr_size) PW_MUSTCHECK;
 
 #endif

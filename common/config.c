@@ -2,9 +2,9 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,8 +61,8 @@ const pw_config_var_t pw_config_vars[] = {
      "tries of the publish step for transient failures"},
     {"CONTAINER_POLL_INTERVAL_MS", "500", PW_CV_INT, 0, 10, 60000,
      PW_CV_OFF(container_poll_interval_ms), "interval between container status checks"},
-    {"CONTAINER_POLL_TIMEOUT_S", "300", PW_CV_INT, 0, 1, 3600,
-     PW_CV_OFF(container_poll_timeout_s), "give up waiting for a container after this"},
+    {"CONTAINER_POLL_TIMEOUT_S", "300", PW_CV_INT, 0, 1, 3600, PW_CV_OFF(container_poll_timeout_s),
+     "give up waiting for a container after this"},
     {"HTTP_CONNECT_TIMEOUT_MS", "5000", PW_CV_INT, 0, 100, 120000,
      PW_CV_OFF(http_connect_timeout_ms), "connect timeout of every API call"},
     {"HTTP_TIMEOUT_MS", "30000", PW_CV_INT, 0, 100, 600000, PW_CV_OFF(http_timeout_ms),
@@ -82,8 +82,8 @@ const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
 
 /* Properties whose value the worker's guarantees depend on. */
 static const char *const pw_config_rdkafka_reserved[] = {
-    "bootstrap.servers", "group.id", "enable.auto.offset.store", "enable.auto.commit",
-    "enable.idempotence",
+    "bootstrap.servers",  "group.id",           "enable.auto.offset.store",
+    "enable.auto.commit", "enable.idempotence",
 };
 
 /* Appends one problem line to errstr. */
@@ -145,15 +145,14 @@ static int pw_config_set(pw_config_t *conf, const pw_config_var_t *var, const ch
         return 0;
     case PW_CV_URL:
         if (pw_config_check_url(var->name, value) == -1) {
-            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not a %s URL", var->name,
-                              value, strcmp(var->name, "REDIS_URL") ? "http(s)://" : "redis://");
+            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not a %s URL", var->name, value,
+                              strcmp(var->name, "REDIS_URL") ? "http(s)://" : "redis://");
             return -1;
         }
         break;
     case PW_CV_ADDR:
         if (pw_config_check_addr(value) == -1) {
-            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not host:port", var->name,
-                              value);
+            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not host:port", var->name, value);
             return -1;
         }
         break;
@@ -283,7 +282,8 @@ void pw_config_print_help(FILE *out)
             fprintf(out, " (default: %s)", var->defval);
         fputc('\n', out);
     }
-    fprintf(out, "  %-28s any librdkafka property: RDKAFKA_SECURITY_PROTOCOL=ssl sets "
-                 "security.protocol\n",
+    fprintf(out,
+            "  %-28s any librdkafka property: RDKAFKA_SECURITY_PROTOCOL=ssl sets "
+            "security.protocol\n",
             "RDKAFKA_<NAME>");
 }

@@ -56,7 +56,14 @@ typedef enum {
     PW_CONFIG_NEED_KEYS = 1 << 1,  /* TOKEN_KEYS_FILE */
 } pw_config_need_t;
 
-typedef enum { PW_CV_STRING, PW_CV_SECRET, PW_CV_INT, PW_CV_URL, PW_CV_ADDR, PW_CV_LEVEL } pw_cv_kind_t;
+typedef enum {
+    PW_CV_STRING,
+    PW_CV_SECRET,
+    PW_CV_INT,
+    PW_CV_URL,
+    PW_CV_ADDR,
+    PW_CV_LEVEL
+} pw_cv_kind_t;
 
 typedef struct pw_config_var_s {
     const char *name;

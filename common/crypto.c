@@ -75,8 +75,8 @@ static int pw_keyring_parse_line(const char *line, pw_key_t *key, const char *or
     }
     int rc = 0;
     if (len != PW_CRYPTO_KEY_LEN) {
-        pw_errstr_set(errstr, errstr_size, "%s:%d: key '%s' is %zu bytes, AES-256 needs %d",
-                      origin, lineno, key->id, len, PW_CRYPTO_KEY_LEN);
+        pw_errstr_set(errstr, errstr_size, "%s:%d: key '%s' is %zu bytes, AES-256 needs %d", origin,
+                      lineno, key->id, len, PW_CRYPTO_KEY_LEN);
         rc = -1;
     } else {
         memcpy(key->bytes, bytes, PW_CRYPTO_KEY_LEN);
@@ -190,11 +190,10 @@ static int pw_crypto_gcm(int enc, const unsigned char *key, const unsigned char 
     if (!ctx)
         abort();
     int len, ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) &&
-                      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, PW_NONCE_LEN, NULL) &&
-                      EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) &&
-                      EVP_CipherUpdate(ctx, NULL, &len, (const unsigned char *)aad,
-                                       (int)strlen(aad)) &&
-                      (in_len == 0 || EVP_CipherUpdate(ctx, out, &len, in, (int)in_len));
+                  EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, PW_NONCE_LEN, NULL) &&
+                  EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) &&
+                  EVP_CipherUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) &&
+                  (in_len == 0 || EVP_CipherUpdate(ctx, out, &len, in, (int)in_len));
     if (ok && !enc)
         ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, PW_TAG_LEN, tag);
     if (ok)

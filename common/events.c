@@ -92,10 +92,9 @@ char *pw_event_alert_new(const pw_alert_t *a)
     raw[6] = (raw[6] & 0x0F) | 0x40; /* UUID version 4 */
     raw[8] = (raw[8] & 0x3F) | 0x80;
     char id[40];
-    snprintf(id, sizeof(id),
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", raw[0],
-             raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10],
-             raw[11], raw[12], raw[13], raw[14], raw[15]);
+    snprintf(id, sizeof(id), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9],
+             raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]);
     cJSON *obj = cJSON_CreateObject();
     cJSON_AddStringToObject(obj, "schema", "publish.alert.v1");
     cJSON_AddStringToObject(obj, "alert_id", id);

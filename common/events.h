@@ -9,7 +9,6 @@
 /** @brief account.event.v1 of type ("token_updated", "reconnect_required"). */
 char *pw_event_account_new(const char *type, const char *account_id, int64_t at_ms);
 
-
 /* The error part of a result; NULL numbers are -1. */
 typedef struct pw_result_error_s {
     const char *cls; /* invalid_request, auth, permission, rate_limited, transient, media */
@@ -23,8 +22,8 @@ typedef struct pw_result_s {
     const char *event_id;
     const char *post_id;
     const char *account_id;
-    const char *status;   /* published, duplicate, parked, failed */
-    const char *media_id; /* NULL: null */
+    const char *status;             /* published, duplicate, parked, failed */
+    const char *media_id;           /* NULL: null */
     const pw_result_error_t *error; /* NULL: null */
     int attempts;
     int token_refreshed;

@@ -131,8 +131,8 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     return 0;
 }
 
-int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params,
-                      size_t count, const char *basic_auth, pw_http_response_t *resp)
+int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
+                      const char *basic_auth, pw_http_response_t *resp)
 {
     CURL *curl = http->curl;
     curl_easy_reset(curl);

@@ -19,8 +19,8 @@ typedef struct pw_http_param_s {
 } pw_http_param_t;
 
 typedef struct pw_http_response_s {
-    long status;         /* 0 when no HTTP response arrived */
-    char *body;          /* NUL-terminated; owned, freed by pw_http_response_clear() */
+    long status; /* 0 when no HTTP response arrived */
+    char *body;  /* NUL-terminated; owned, freed by pw_http_response_clear() */
     size_t body_len;
     long retry_after_ms; /* from Retry-After; -1 when absent */
     char error[256];     /* transport error, when status is 0 */
@@ -34,8 +34,8 @@ void pw_http_destroy(pw_http_t *http);
  *  basic_auth "user:password" is sent as HTTP Basic.
  *  @returns 0 when a response arrived (any status), -1 on a transport error
  *  (connect, timeout...) described in resp->error. */
-int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params,
-                      size_t count, const char *basic_auth, pw_http_response_t *resp) PW_MUSTCHECK;
+int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
+                      const char *basic_auth, pw_http_response_t *resp) PW_MUSTCHECK;
 /** @brief GETs url with params appended as the query; as pw_http_post_form(). */
 int pw_http_get(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
                 pw_http_response_t *resp) PW_MUSTCHECK;

@@ -10,9 +10,10 @@
 /* librdkafka logs with syslog levels; map them onto ours. */
 static void pw_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    pw_log_level_t our = level <= 3 ? PW_LOG_ERROR : level <= 4 ? PW_LOG_WARN
-                                                 : level <= 6   ? PW_LOG_INFO
-                                                                : PW_LOG_DEBUG;
+    pw_log_level_t our = level <= 3   ? PW_LOG_ERROR
+                         : level <= 4 ? PW_LOG_WARN
+                         : level <= 6 ? PW_LOG_INFO
+                                      : PW_LOG_DEBUG;
     pw_log(our, buf, PW_F_STR("component", "rdkafka"), PW_F_STR("facility", fac),
            PW_F_STR("client", rd_kafka_name(rk)));
 }
@@ -62,13 +63,22 @@ fail:
     return NULL;
 }
 
-rd_kafka_t *pw_kafka_producer_new(const pw_config_t *conf, void (*dr_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque),
+rd_kafka_t *pw_kafka_producer_new(const pw_config_t *conf,
+                                  void (*dr_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                                                void *opaque),
                                   void *opaque, char *errstr, size_t errstr_size)
 {
     static const char *const ours[] = {
-        "enable.idempotence", "true", "acks", "all", "linger.ms", "5",
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "linger.ms",
+        "5",
         /* the worker waits for every report; librdkafka's default is 5 min */
-        "message.timeout.ms", "60000", NULL,
+        "message.timeout.ms",
+        "60000",
+        NULL,
     };
     rd_kafka_conf_t *kconf = pw_kafka_conf_new(conf, ours, errstr, errstr_size);
     if (!kconf)
@@ -89,13 +99,23 @@ rd_kafka_t *pw_kafka_consumer_new(const pw_config_t *conf,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
     const char *ours[] = {
-        "group.id", conf->kafka_group_id,
-        "partition.assignment.strategy", "cooperative-sticky",
-        "enable.auto.offset.store", "false",
-        "enable.auto.commit", "true",
-        "auto.commit.interval.ms", "1000",
-        "auto.offset.reset", "earliest",
-        "enable.partition.eof", "false",
+        "group.id",
+        conf->kafka_group_id,
+        "partition.assignment.strategy",
+        "cooperative-sticky",
+        "enable.auto.offset.store",
+        "false",
+        "enable.auto.commit",
+        "true",
+        "auto.commit.interval.ms",
+        "1000",
+        "auto.offset.reset",
+        "earliest",
+        "enable.partition.eof",
+        "false",
+        /* refill quickly after a back-pressure pause; operators may override */
+        "fetch.wait.max.ms",
+        "100",
         NULL,
     };
     rd_kafka_conf_t *kconf = pw_kafka_conf_new(conf, ours, errstr, errstr_size);
@@ -121,12 +141,10 @@ int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const v
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     /* A full local queue is back-pressure, not failure: serve reports and retry. */
     for (int tries = 0; tries < 100; tries++) {
-        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                                RD_KAFKA_V_VALUE((void *)value, value_len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(msg_opaque),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         /* Only sleep: polling here would run delivery reports on this thread. */

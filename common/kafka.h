@@ -13,7 +13,9 @@
  *  acks=all. dr_cb (may be NULL) gets each delivery report on the thread
  *  that polls the producer.
  *  @returns the handle or NULL with errstr. */
-rd_kafka_t *pw_kafka_producer_new(const pw_config_t *conf, void (*dr_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque),
+rd_kafka_t *pw_kafka_producer_new(const pw_config_t *conf,
+                                  void (*dr_cb)(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                                                void *opaque),
                                   void *opaque, char *errstr, size_t errstr_size) PW_MUSTCHECK;
 
 /** @brief A consumer in KAFKA_GROUP_ID: cooperative-sticky assignor, offsets

@@ -21,8 +21,8 @@ struct pw_metrics_server_s {
 static enum MHD_Result pw_metrics_reply(struct MHD_Connection *conn, unsigned status,
                                         const char *content_type, const char *body)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body,
-                                                                MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
@@ -82,7 +82,8 @@ static int pw_metrics_resolve(const char *addr, struct sockaddr_storage *ss, cha
     const char *colon = strrchr(addr, ':');
     char host[256];
     snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);

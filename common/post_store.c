@@ -19,7 +19,7 @@ static pw_redis_script_t pw_post_set_container_script = {
               "return {'ok', ARGV[2]}\n",
 };
 
-static void pw_post_key(char *buf, size_t size, const char *account_id, const char *post_id)
+void pw_post_store_key(char *buf, size_t size, const char *account_id, const char *post_id)
 {
     snprintf(buf, size, "pw:{%s}:post:%s", account_id, post_id);
 }
@@ -29,24 +29,31 @@ static void pw_copy_id(char dst[PW_ID_MAX], const char *src)
     snprintf(dst, PW_ID_MAX, "%s", src ? src : "");
 }
 
+void pw_post_record_from_reply(const redisReply *reply, pw_post_record_t *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    redisReply **el = reply->element;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        el[0]->type != REDIS_REPLY_STRING)
+        return;
+    rec->found = true;
+    rec->published = strcmp(el[0]->str, "published") == 0;
+    pw_copy_id(rec->container_id, el[1]->str);
+    rec->container_at_ms = el[2]->str ? strtoll(el[2]->str, NULL, 10) : 0;
+    pw_copy_id(rec->media_id, el[3]->str);
+}
+
 int pw_post_store_get(pw_redis_t *redis, const char *account_id, const char *post_id,
                       pw_post_record_t *rec, char *errstr, size_t errstr_size)
 {
     char key[320];
-    pw_post_key(key, sizeof(key), account_id, post_id);
+    pw_post_store_key(key, sizeof(key), account_id, post_id);
     const char *argv[] = {"HMGET", key, "state", "container_id", "container_at_ms", "media_id"};
     redisReply *reply = pw_redis_command(redis, errstr, errstr_size, 6, argv);
     memset(rec, 0, sizeof(*rec));
     if (!reply)
         return -1;
-    redisReply **el = reply->element;
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 && el[0]->type == REDIS_REPLY_STRING) {
-        rec->found = true;
-        rec->published = strcmp(el[0]->str, "published") == 0;
-        pw_copy_id(rec->container_id, el[1]->str);
-        rec->container_at_ms = el[2]->str ? strtoll(el[2]->str, NULL, 10) : 0;
-        pw_copy_id(rec->media_id, el[3]->str);
-    }
+    pw_post_record_from_reply(reply, rec);
     freeReplyObject(reply);
     return 0;
 }
@@ -54,18 +61,17 @@ int pw_post_store_get(pw_redis_t *redis, const char *account_id, const char *pos
 pw_ps_status_t pw_post_store_set_container(pw_redis_t *redis, const char *account_id,
                                            const char *post_id, const char *expected,
                                            const char *container_id, long ttl_s,
-                                           pw_post_record_t *rec, char *errstr,
-                                           size_t errstr_size)
+                                           pw_post_record_t *rec, char *errstr, size_t errstr_size)
 {
     char key[320], now[32], ttl[32];
-    pw_post_key(key, sizeof(key), account_id, post_id);
+    pw_post_store_key(key, sizeof(key), account_id, post_id);
     int64_t now_ms = pw_now_ms();
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
     const char *keys[] = {key};
     const char *args[] = {expected, container_id, now, ttl};
-    redisReply *reply = pw_redis_eval(redis, &pw_post_set_container_script, 1, keys, 4, args,
-                                      errstr, errstr_size);
+    redisReply *reply =
+        pw_redis_eval(redis, &pw_post_set_container_script, 1, keys, 4, args, errstr, errstr_size);
     if (!reply)
         return PW_PS_ERROR;
     pw_ps_status_t status = PW_PS_ERROR;
@@ -90,11 +96,10 @@ pw_ps_status_t pw_post_store_set_container(pw_redis_t *redis, const char *accoun
 }
 
 int pw_post_store_set_published(pw_redis_t *redis, const char *account_id, const char *post_id,
-                                const char *media_id, long ttl_s, char *errstr,
-                                size_t errstr_size)
+                                const char *media_id, long ttl_s, char *errstr, size_t errstr_size)
 {
     char key[320], now[32], ttl[32];
-    pw_post_key(key, sizeof(key), account_id, post_id);
+    pw_post_store_key(key, sizeof(key), account_id, post_id);
     snprintf(now, sizeof(now), "%" PRId64, pw_now_ms());
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
     /* MULTI/EXEC would need one connection for three calls; a script is one call. */

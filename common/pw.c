@@ -102,6 +102,6 @@ int pw_account_id_valid(const char *account_id)
     size_t len = strlen(account_id);
     if (len < 1 || len > 128)
         return 0;
-    return strspn(account_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") ==
-           len;
+    return strspn(account_id,
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == len;
 }

@@ -29,8 +29,6 @@ void pw_format_time_ms(int64_t epoch_ms, char *buf, size_t buf_size);
 /** @brief Writes an errstr the way librdkafka does: always NUL-terminated. */
 void pw_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...) PW_PRINTF(3, 4);
 
-
-
 /** @brief The contract's account id: 1 to 128 of [A-Za-z0-9._:-]. */
 int pw_account_id_valid(const char *account_id);
 #endif

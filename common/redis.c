@@ -28,8 +28,7 @@ struct pw_redis_s {
 };
 
 /* Splits redis://[[user]:password@]host[:port][/db]. */
-static int pw_redis_parse_url(pw_redis_t *redis, const char *url, char *errstr,
-                              size_t errstr_size)
+static int pw_redis_parse_url(pw_redis_t *redis, const char *url, char *errstr, size_t errstr_size)
 {
     if (strncmp(url, "redis://", 8) != 0) {
         pw_errstr_set(errstr, errstr_size, "REDIS_URL: must start with redis://");

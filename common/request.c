@@ -7,7 +7,7 @@
 
 static const char *const pw_media_names[] = {"TEXT", "IMAGE", "VIDEO", "CAROUSEL"};
 static const char *const pw_reply_controls[] = {
-    "everyone", "accounts_you_follow", "mentioned_only", "parent_post_author_only",
+    "everyone",       "accounts_you_follow", "mentioned_only", "parent_post_author_only",
     "followers_only",
 };
 
@@ -158,8 +158,7 @@ static int pw_parse_media(const char *name, pw_media_t *media)
     return -1;
 }
 
-static int pw_parse_children(const cJSON *post, pw_request_t *req, char *errstr,
-                             size_t errstr_size)
+static int pw_parse_children(const cJSON *post, pw_request_t *req, char *errstr, size_t errstr_size)
 {
     const cJSON *children = cJSON_GetObjectItemCaseSensitive(post, "children");
     if (!children || cJSON_IsNull(children)) {
@@ -181,8 +180,8 @@ static int pw_parse_children(const cJSON *post, pw_request_t *req, char *errstr,
         pw_media_t media;
         if (!cJSON_IsString(type) || pw_parse_media(type->valuestring, &media) == -1 ||
             (media != PW_MEDIA_IMAGE && media != PW_MEDIA_VIDEO)) {
-            pw_errstr_set(errstr, errstr_size, "post.children[%zu].media_type must be IMAGE or VIDEO",
-                          i);
+            pw_errstr_set(errstr, errstr_size,
+                          "post.children[%zu].media_type must be IMAGE or VIDEO", i);
             return -1;
         }
         const char *field = media == PW_MEDIA_IMAGE ? "image_url" : "video_url";
@@ -216,7 +215,8 @@ static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, 
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(post, "media_type");
     if (!cJSON_IsString(type) || pw_parse_media(type->valuestring, &req->media_type) == -1) {
-        pw_errstr_set(errstr, errstr_size, "post.media_type must be TEXT, IMAGE, VIDEO or CAROUSEL");
+        pw_errstr_set(errstr, errstr_size,
+                      "post.media_type must be TEXT, IMAGE, VIDEO or CAROUSEL");
         return -1;
     }
     if (pw_opt_string(post, "text", &req->text, errstr, errstr_size) == -1 ||
@@ -318,8 +318,8 @@ pw_req_status_t pw_request_parse(const void *data, size_t len, pw_request_t **ou
         req->event_id = pw_strdup(pw_id(root, "event_id"));
         req->post_id = pw_strdup(pw_id(root, "post_id"));
         req->account_id = pw_strdup(pw_id(root, "account_id"));
-        status = pw_validate_post(root, req, errstr, errstr_size) == 0 ? PW_REQ_VALID
-                                                                         : PW_REQ_INVALID;
+        status =
+            pw_validate_post(root, req, errstr, errstr_size) == 0 ? PW_REQ_VALID : PW_REQ_INVALID;
         *out = req;
     }
     cJSON_Delete(root);

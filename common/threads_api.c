@@ -37,7 +37,9 @@ static void pw_api_error_decide(pw_api_error_t *err)
     int code = err->code, sub = err->subcode, status = err->http_status;
     if (code == 190 || code == 102) {
         err->cls = PW_EC_AUTH;
-        err->auth = sub == 463 ? PW_AUTH_EXPIRED : sub < 0 ? PW_AUTH_INVALID_TOKEN : PW_AUTH_REVOKED;
+        err->auth = sub == 463 ? PW_AUTH_EXPIRED
+                    : sub < 0  ? PW_AUTH_INVALID_TOKEN
+                               : PW_AUTH_REVOKED;
     } else if (code == 10 || (code >= 200 && code <= 299)) {
         err->cls = PW_EC_PERMISSION;
         err->auth = PW_AUTH_MISSING_SCOPE;
@@ -107,8 +109,8 @@ static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *r
     if (rc == 0 && resp->status == 200) {
         cJSON *root = cJSON_Parse(resp->body);
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "id");
-        int ok = cJSON_IsString(item) && item->valuestring[0] &&
-                 strlen(item->valuestring) < PW_ID_MAX;
+        int ok =
+            cJSON_IsString(item) && item->valuestring[0] && strlen(item->valuestring) < PW_ID_MAX;
         if (ok)
             snprintf(id, PW_ID_MAX, "%s", item->valuestring);
         cJSON_Delete(root);
@@ -153,8 +155,7 @@ int pw_threads_create_container(pw_http_t *http, const char *base_url, const cha
 
 static int pw_container_status_parse(const char *name, pw_container_status_t *status)
 {
-    static const char *const names[] = {"IN_PROGRESS", "FINISHED", "PUBLISHED", "ERROR",
-                                        "EXPIRED"};
+    static const char *const names[] = {"IN_PROGRESS", "FINISHED", "PUBLISHED", "ERROR", "EXPIRED"};
     for (size_t i = 0; i < PW_ARRAY_SIZE(names); i++) {
         if (strcmp(name, names[i]) == 0) {
             *status = (pw_container_status_t)i;
@@ -166,8 +167,7 @@ static int pw_container_status_parse(const char *name, pw_container_status_t *st
 
 int pw_threads_container_status(pw_http_t *http, const char *base_url, const char *container_id,
                                 const pw_secret_t *token, pw_container_status_t *status,
-                                char *error_message, size_t error_message_size,
-                                pw_api_error_t *err)
+                                char *error_message, size_t error_message_size, pw_api_error_t *err)
 {
     char *url = pw_asprintf("%s/v1.0/%s", base_url, container_id);
     const pw_http_param_t params[] = {
@@ -201,8 +201,8 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
 }
 
 int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_id,
-                       const pw_secret_t *token, const char *container_id,
-                       char media_id[PW_ID_MAX], pw_api_error_t *err)
+                       const pw_secret_t *token, const char *container_id, char media_id[PW_ID_MAX],
+                       pw_api_error_t *err)
 {
     char *url = pw_asprintf("%s/v1.0/%s/threads_publish", base_url, user_id);
     const pw_http_param_t params[] = {

@@ -42,8 +42,8 @@ typedef struct pw_api_error_s {
     int code;        /* -1: none given */
     int subcode;     /* -1: none given */
     bool retriable;
-    bool not_ready;      /* 24/4279009: the container is still processing */
-    long retry_after_ms; /* -1: none given */
+    bool not_ready;       /* 24/4279009: the container is still processing */
+    long retry_after_ms;  /* -1: none given */
     const char *endpoint; /* "POST /v1.0/{user-id}/threads"; static */
     char message[512];
     char fbtrace_id[64];
@@ -96,7 +96,7 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
                                 pw_api_error_t *err) PW_MUSTCHECK;
 /** @brief Publishes a finished container; media_id receives the post's id. */
 int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_id,
-                       const pw_secret_t *token, const char *container_id,
-                       char media_id[PW_ID_MAX], pw_api_error_t *err) PW_MUSTCHECK;
+                       const pw_secret_t *token, const char *container_id, char media_id[PW_ID_MAX],
+                       pw_api_error_t *err) PW_MUSTCHECK;
 
 #endif

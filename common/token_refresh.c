@@ -107,12 +107,11 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
         };
         char *basic = NULL;
         if (conf->oauth2_client_id)
-            basic = pw_asprintf("%s:%s", conf->oauth2_client_id,
-                                conf->oauth2_client_secret
-                                    ? pw_secret_reveal(conf->oauth2_client_secret)
-                                    : "");
-        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params),
-                               basic, &resp);
+            basic = pw_asprintf(
+                "%s:%s", conf->oauth2_client_id,
+                conf->oauth2_client_secret ? pw_secret_reveal(conf->oauth2_client_secret) : "");
+        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params), basic,
+                               &resp);
         if (basic) {
             memset(basic, 0, strlen(basic));
             free(basic);
@@ -129,8 +128,8 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
     }
     long expires_in = 0;
     if (rc == 0 && resp.status == 200 &&
-        pw_token_refresh_parse(resp.body, &next->access_token, &next->refresh_token,
-                               &expires_in) == 0) {
+        pw_token_refresh_parse(resp.body, &next->access_token, &next->refresh_token, &expires_in) ==
+            0) {
         pw_http_response_clear(&resp);
         if (!next->refresh_token && cur->refresh_token)
             next->refresh_token = pw_secret_dup(cur->refresh_token); /* not rotated: keep */
@@ -141,13 +140,14 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
     if (cur->refresh_method == PW_REFRESH_OAUTH2)
         pw_oauth2_classify(rc == 0 ? resp.status : 0, resp.body, resp.error, err);
     else
-        pw_api_error_classify(endpoint, rc == 0 ? resp.status : 0, resp.body,
-                              resp.retry_after_ms, resp.error, err);
+        pw_api_error_classify(endpoint, rc == 0 ? resp.status : 0, resp.body, resp.retry_after_ms,
+                              resp.error, err);
     if (rc == 0 && resp.status == 200) {
         err->cls = PW_EC_TRANSIENT; /* 200 without a usable token: never store it */
         err->retriable = true;
-        snprintf(err->message, sizeof(err->message), "token endpoint answered 200 without a "
-                                                     "usable access_token/expires_in");
+        snprintf(err->message, sizeof(err->message),
+                 "token endpoint answered 200 without a "
+                 "usable access_token/expires_in");
     }
     pw_http_response_clear(&resp);
     return err->cls == PW_EC_AUTH || err->cls == PW_EC_PERMISSION ? PW_RF_TERMINAL
@@ -198,7 +198,8 @@ int pw_refresh_lock_release(pw_redis_t *redis, const char *account_id, const cha
 /* The stored token, if it is no longer the one the caller used. */
 static bool pw_refresh_changed(const pw_token_t *stored, const pw_token_t *used)
 {
-    return stored->fence != used->fence || !pw_secret_equal(stored->access_token, used->access_token);
+    return stored->fence != used->fence ||
+           !pw_secret_equal(stored->access_token, used->access_token);
 }
 
 /* As lock holder: re-read, call the platform, write fenced. */
@@ -208,7 +209,8 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
 {
     char errstr[512];
     pw_token_t *cur = NULL;
-    if (pw_token_store_get(rf->tokens, used->account_id, &cur, errstr, sizeof(errstr)) != PW_TS_OK) {
+    if (pw_token_store_get(rf->tokens, used->account_id, &cur, errstr, sizeof(errstr)) !=
+        PW_TS_OK) {
         pw_api_error_classify("redis", 0, NULL, -1, errstr, err);
         return PW_RF_TRANSIENT;
     }
@@ -234,12 +236,12 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
     pw_http_t *rhttp = http;
     pw_rf_status_t st = pw_refresh_call(rf, rhttp, cur, &next, err);
     if (st == PW_RF_REFRESHED) {
-        pw_ts_status_t ws = pw_token_store_write_fenced(rf->tokens, &next, fence, errstr,
-                                                       sizeof(errstr));
+        pw_ts_status_t ws =
+            pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
         if (ws == PW_TS_OK) {
             pw_token_t *fresh = NULL;
-            if (pw_token_store_get(rf->tokens, used->account_id, &fresh, errstr,
-                                   sizeof(errstr)) == PW_TS_OK)
+            if (pw_token_store_get(rf->tokens, used->account_id, &fresh, errstr, sizeof(errstr)) ==
+                PW_TS_OK)
                 *out = fresh;
             else
                 st = PW_RF_TRANSIENT;
@@ -247,8 +249,8 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
             /* A newer write won (a token put): ours is stale, theirs stands. */
             pw_log_warn("refreshed token not stored", PW_F_STR("account_id", used->account_id),
                         PW_F_STR("error", errstr));
-            st = pw_token_store_get(rf->tokens, used->account_id, out, errstr,
-                                    sizeof(errstr)) == PW_TS_OK
+            st = pw_token_store_get(rf->tokens, used->account_id, out, errstr, sizeof(errstr)) ==
+                         PW_TS_OK
                      ? PW_RF_BY_OTHER
                      : PW_RF_TRANSIENT;
         }
@@ -272,8 +274,8 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
     *out = NULL;
     int64_t deadline = pw_mono_ms() + PW_REFRESH_WAIT_MS;
     for (;;) {
-        int64_t fence = pw_refresh_lock_acquire(rf->redis, used->account_id, owner,
-                                                PW_REFRESH_LOCK_TTL_MS);
+        int64_t fence =
+            pw_refresh_lock_acquire(rf->redis, used->account_id, owner, PW_REFRESH_LOCK_TTL_MS);
         if (fence > 0) {
             pw_rf_status_t st = pw_refresh_as_holder(rf, http, used, force, fence, out, err);
             (void)pw_refresh_lock_release(rf->redis, used->account_id, owner);
@@ -293,9 +295,8 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
         }
         free(status);
         pw_token_t *cur = NULL;
-        if (fence == 0 &&
-            pw_token_store_get(rf->tokens, used->account_id, &cur, errstr, sizeof(errstr)) ==
-                PW_TS_OK) {
+        if (fence == 0 && pw_token_store_get(rf->tokens, used->account_id, &cur, errstr,
+                                             sizeof(errstr)) == PW_TS_OK) {
             if (pw_refresh_changed(cur, used)) {
                 *out = cur;
                 return PW_RF_BY_OTHER;
@@ -303,8 +304,9 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
             pw_token_destroy(cur);
         }
         if (pw_mono_ms() >= deadline) {
-            pw_api_error_classify("refresh lock", 0, NULL, -1, "timed out waiting for the "
-                                                                 "refresh of another worker",
+            pw_api_error_classify("refresh lock", 0, NULL, -1,
+                                  "timed out waiting for the "
+                                  "refresh of another worker",
                                   err);
             return PW_RF_TRANSIENT;
         }

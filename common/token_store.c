@@ -173,8 +173,8 @@ pw_ts_status_t pw_token_store_put(pw_token_store_t *store, const pw_token_t *tok
     const char *args[25] = {now_ms};
     memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
     const char *keys[] = {k_token, k_fence, k_account};
-    redisReply *reply = pw_redis_eval(store->redis, &pw_token_put_script, 3, keys, f.argc + 1,
-                                      args, errstr, errstr_size);
+    redisReply *reply = pw_redis_eval(store->redis, &pw_token_put_script, 3, keys, f.argc + 1, args,
+                                      errstr, errstr_size);
     pw_token_fields_free(&f);
     if (!reply)
         return PW_TS_ERROR;
@@ -234,17 +234,11 @@ static int pw_token_open_field(pw_token_store_t *store, const char *account_id, 
     return rc;
 }
 
-pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id,
-                                  pw_token_t **out, char *errstr, size_t errstr_size)
+pw_ts_status_t pw_token_store_parse(pw_token_store_t *store, const char *account_id,
+                                    const redisReply *reply, pw_token_t **out, char *errstr,
+                                    size_t errstr_size)
 {
-    char k_token[200];
-    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
-    const char *argv[] = {"HGETALL", k_token};
-    redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 2, argv);
-    if (!reply)
-        return PW_TS_ERROR;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
-        freeReplyObject(reply);
         pw_errstr_set(errstr, errstr_size, "account %s has no token", account_id);
         return PW_TS_NOT_FOUND;
     }
@@ -280,13 +274,27 @@ pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_i
         pw_token_open_field(store, account_id, "refresh_token", sealed, &token->refresh_token,
                             errstr, errstr_size) == -1)
         status = PW_TS_ERROR;
-    freeReplyObject(reply);
     if (status != PW_TS_OK) {
         pw_token_destroy(token);
         return status;
     }
     *out = token;
     return PW_TS_OK;
+}
+
+pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id, pw_token_t **out,
+                                  char *errstr, size_t errstr_size)
+{
+    char k_token[200];
+    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
+    const char *argv[] = {"HGETALL", k_token};
+    redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 2, argv);
+    if (!reply)
+        return PW_TS_ERROR;
+    pw_ts_status_t status =
+        pw_token_store_parse(store, account_id, reply, out, errstr, errstr_size);
+    freeReplyObject(reply);
+    return status;
 }
 
 pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *account_id,

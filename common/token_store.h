@@ -64,8 +64,14 @@ pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_tok
  *  with pw_token_destroy().
  *  @returns PW_TS_OK, PW_TS_NOT_FOUND, or PW_TS_ERROR (Redis, or the record
  *  cannot be opened with the key ring) with errstr. */
-pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id,
-                                  pw_token_t **out, char *errstr, size_t errstr_size) PW_MUSTCHECK;
+pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id, pw_token_t **out,
+                                  char *errstr, size_t errstr_size) PW_MUSTCHECK;
+
+/** @brief Like pw_token_store_get() from an HGETALL reply already read
+ *  (for scripts that read the token together with other keys). */
+pw_ts_status_t pw_token_store_parse(pw_token_store_t *store, const char *account_id,
+                                    const redisReply *hash, pw_token_t **out, char *errstr,
+                                    size_t errstr_size) PW_MUSTCHECK;
 
 /** @brief The account's status ("active", "reconnect_required"), or NULL when
  *  unknown; caller frees. */

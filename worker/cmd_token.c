@@ -41,8 +41,7 @@ static int pw_parse_int(const char *flag, const char *value, long long min, long
     char *end;
     long long n = strtoll(value, &end, 10);
     if (!*value || *end || n < min) {
-        fprintf(stderr, "publish-worker: %s: \"%s\" is not an integer >= %lld\n", flag, value,
-                min);
+        fprintf(stderr, "publish-worker: %s: \"%s\" is not an integer >= %lld\n", flag, value, min);
         return -1;
     }
     *out = n;
@@ -53,10 +52,13 @@ static int pw_parse_int(const char *flag, const char *value, long long min, long
 static int pw_token_parse(int argc, char **argv, int is_put, pw_token_opts_t *opts)
 {
     static const struct option longopts[] = {
-        {"account", required_argument, NULL, 'a'},   {"user-id", required_argument, NULL, 'u'},
-        {"expires-in", required_argument, NULL, 'e'}, {"issued-at", required_argument, NULL, 'i'},
+        {"account", required_argument, NULL, 'a'},
+        {"user-id", required_argument, NULL, 'u'},
+        {"expires-in", required_argument, NULL, 'e'},
+        {"issued-at", required_argument, NULL, 'i'},
         {"refresh-method", required_argument, NULL, 'm'},
-        {"scopes", required_argument, NULL, 's'},     {NULL, 0, NULL, 0},
+        {"scopes", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
     };
     memset(opts, 0, sizeof(*opts));
     opts->expires_in = -1;
@@ -165,8 +167,8 @@ static int pw_token_announce(const pw_config_t *conf, const char *account_id, ch
     if (rc == 0) {
         rd_kafka_resp_err_t err = rd_kafka_flush(rk, 15000);
         if (err) {
-            pw_errstr_set(errstr, errstr_size, "%s not delivered: %s",
-                          conf->topic_account_events, rd_kafka_err2str(err));
+            pw_errstr_set(errstr, errstr_size, "%s not delivered: %s", conf->topic_account_events,
+                          rd_kafka_err2str(err));
             rc = -1;
             rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         }
@@ -286,11 +288,10 @@ static int pw_token_show(int argc, char **argv)
     char errstr[1024];
     pw_token_t *token = NULL;
     char *status = NULL;
-    if (exit_code == 0 &&
-        (pw_token_store_get(cmd.store, opts.account_id, &token, errstr, sizeof(errstr)) !=
-             PW_TS_OK ||
-         pw_token_store_get_status(cmd.store, opts.account_id, &status, errstr,
-                                   sizeof(errstr)) != PW_TS_OK)) {
+    if (exit_code == 0 && (pw_token_store_get(cmd.store, opts.account_id, &token, errstr,
+                                              sizeof(errstr)) != PW_TS_OK ||
+                           pw_token_store_get_status(cmd.store, opts.account_id, &status, errstr,
+                                                     sizeof(errstr)) != PW_TS_OK)) {
         fprintf(stderr, "publish-worker: %s\n", errstr);
         exit_code = 1;
     }

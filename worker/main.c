@@ -56,9 +56,8 @@ pw_config_t *pw_main_load_config(pw_config_need_t needs)
 static int pw_cmd_check_config(void)
 {
     char errstr[4096];
-    pw_config_t *conf = pw_config_load(pw_getenv, environ,
-                                       PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr,
-                                       sizeof(errstr));
+    pw_config_t *conf = pw_config_load(
+        pw_getenv, environ, PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr, sizeof(errstr));
     int problems = conf ? 0 : 1;
     if (!conf)
         fprintf(stderr, "%s\n", errstr);

@@ -9,12 +9,14 @@
 #include "alerts.h"
 #include "events.h"
 #include "log.h"
+#include "post_store.h"
 #include "publish.h"
 
 /* KEYS: parked, parked accounts set. ARGV: account. */
 static pw_redis_script_t pw_untrack_script = {
-    .source = "if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end\n"
-              "return 0\n",
+    .source =
+        "if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end\n"
+        "return 0\n",
 };
 
 /* KEYS: account, parked. ARGV: value. Parks the value if the account is not
@@ -106,6 +108,31 @@ bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_
     return true;
 }
 
+/* Answers parked: the class follows the reason (or err, when given). */
+static void pw_park_answer_parked(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+                                  const char *stored_reason, const pw_api_error_t *err,
+                                  int attempts, bool token_refreshed)
+{
+    const char *reason = err ? pw_auth_kind_name(err->auth) : stored_reason;
+    char message[600];
+    if (err)
+        snprintf(message, sizeof(message), "%s", err->message);
+    else
+        snprintf(message, sizeof(message), "account must be reconnected (%s); post parked",
+                 reason[0] ? reason : "earlier posts are parked");
+    pw_result_error_t error = {pw_park_class_of(reason), -1, -1, -1, message};
+    if (err) {
+        pw_pipeline_error_of(err, &error);
+        error.cls = pw_park_class_of(reason);
+    }
+    pw_result_t result = {.status = "parked",
+                          .error = &error,
+                          .attempts = attempts,
+                          .token_refreshed = token_refreshed};
+    pw_pipeline_result(p, job, req, &result);
+    pw_park_track(p, req->account_id);
+}
+
 /* Parks if the account is marked or has parked posts; true unless stopping.
  * The parked result carries err (NULL: the account's stored reason). */
 static bool pw_park_if_needed_as(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
@@ -121,24 +148,8 @@ static bool pw_park_if_needed_as(pw_pipeline_t *p, pw_job_t *job, const pw_reque
     if (!reply)
         return false;
     *parked = (int)reply->element[0]->integer;
-    if (*parked) {
-        const char *reason = err ? pw_auth_kind_name(err->auth) : reply->element[1]->str;
-        char message[600];
-        if (err)
-            snprintf(message, sizeof(message), "%s", err->message);
-        else
-            snprintf(message, sizeof(message), "account must be reconnected (%s); post parked",
-                     reason[0] ? reason : "earlier posts are parked");
-        pw_result_error_t error = {pw_park_class_of(reason), -1, -1, -1, message};
-        if (err) {
-            pw_pipeline_error_of(err, &error);
-            error.cls = pw_park_class_of(reason);
-        }
-        pw_result_t result = {.status = "parked", .error = &error, .attempts = attempts,
-                              .token_refreshed = token_refreshed};
-        pw_pipeline_result(p, job, req, &result);
-        pw_park_track(p, req->account_id);
-    }
+    if (*parked)
+        pw_park_answer_parked(p, job, req, reply->element[1]->str, err, attempts, token_refreshed);
     freeReplyObject(reply);
     return true;
 }
@@ -146,6 +157,52 @@ static bool pw_park_if_needed_as(pw_pipeline_t *p, pw_job_t *job, const pw_reque
 bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked)
 {
     return pw_park_if_needed_as(p, job, req, parked, NULL, 0, false);
+}
+
+/* KEYS: token, account, parked, post record. ARGV: value. One round trip at
+ * the start of every post: park it (as pw_park_if_needed_script), or return
+ * the token and the post's record. */
+static pw_redis_script_t pw_begin_script = {
+    .source = "local status = redis.call('HGET', KEYS[2], 'status')\n"
+              "if (status and status ~= 'active') or redis.call('LLEN', KEYS[3]) > 0 then\n"
+              "  redis.call('RPUSH', KEYS[3], ARGV[1])\n"
+              "  return {1, redis.call('HGET', KEYS[2], 'reason') or '', {}, {}}\n"
+              "end\n"
+              "return {0, '', redis.call('HGETALL', KEYS[1]),\n"
+              "  redis.call('HMGET', KEYS[4], 'state', 'container_id', 'container_at_ms',"
+              " 'media_id')}\n",
+};
+
+bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_account_t *account,
+                   pw_post_record_t *rec, int *parked)
+{
+    memset(account, 0, sizeof(*account));
+    char k_token[200], k_account[200], k_parked[200], k_post[400];
+    pw_token_store_key(k_token, sizeof(k_token), req->account_id, "token");
+    pw_token_store_key(k_account, sizeof(k_account), req->account_id, "account");
+    pw_token_store_key(k_parked, sizeof(k_parked), req->account_id, "parked");
+    pw_post_store_key(k_post, sizeof(k_post), req->account_id, req->post_id);
+    const char *keys[] = {k_token, k_account, k_parked, k_post};
+    const char *args[] = {job->value};
+    redisReply *reply = pw_park_eval(p, &pw_begin_script, 4, keys, 1, args);
+    if (!reply)
+        return false;
+    *parked = (int)reply->element[0]->integer;
+    if (*parked) {
+        pw_park_answer_parked(p, job, req, reply->element[1]->str, NULL, 0, false);
+    } else {
+        char errstr[512];
+        pw_ts_status_t st = pw_token_store_parse(p->tokens, req->account_id, reply->element[2],
+                                                 &account->token, errstr, sizeof(errstr));
+        if (st != PW_TS_OK) {
+            pw_log_warn("account has no usable token", PW_F_STR("account_id", req->account_id),
+                        PW_F_STR("error", errstr));
+            snprintf(account->reason, sizeof(account->reason), "no_token");
+        }
+        pw_post_record_from_reply(reply->element[3], rec);
+    }
+    freeReplyObject(reply);
+    return true;
 }
 
 void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
@@ -302,8 +359,9 @@ static bool pw_park_replay_locked(pw_pipeline_t *p, pw_http_t *http, pw_job_t *j
 
 /* KEYS: lock. ARGV: owner. */
 static pw_redis_script_t pw_replay_unlock_script = {
-    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-              "return 0\n",
+    .source =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+        "return 0\n",
 };
 
 bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char *account_id)
@@ -332,8 +390,8 @@ bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char
     bool finished = pw_park_replay_locked(p, http, job, account_id);
     const char *keys[] = {k_lock};
     const char *args[] = {owner};
-    reply = pw_redis_eval(p->redis, &pw_replay_unlock_script, 1, keys, 1, args, errstr,
-                          sizeof(errstr));
+    reply =
+        pw_redis_eval(p->redis, &pw_replay_unlock_script, 1, keys, 1, args, errstr, sizeof(errstr));
     if (reply)
         freeReplyObject(reply);
     return finished;

@@ -11,6 +11,7 @@
 #define PW_PARK_H
 
 #include "pipeline.h"
+#include "post_store.h"
 
 typedef struct pw_account_s {
     pw_token_t *token; /* NULL when the account has no usable token */
@@ -21,6 +22,13 @@ typedef struct pw_account_s {
  *  away. @returns false when the worker is stopping. */
 bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_t *account);
 void pw_park_account_clear(pw_account_t *account);
+
+/** @brief The first step of every post, in one Redis round trip: parks it
+ *  if its account is marked or has parked posts (answering parked), or else
+ *  reads the account's token into account (token NULL: none usable) and the
+ *  post's record into rec. @returns false when stopping. */
+bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_account_t *account,
+                   pw_post_record_t *rec, int *parked);
 
 /** @brief Parks req if its account is marked or has parked posts, answering
  *  parked; *parked says whether it did. @returns false when stopping. */

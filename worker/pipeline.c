@@ -45,8 +45,8 @@ void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const 
     char errstr[512];
     if (job)
         pw_sched_produced(p->sched, job);
-    if (pw_kafka_produce(p->producer, topic, key, value, len, hdrs, job, errstr,
-                         sizeof(errstr)) == -1) {
+    if (pw_kafka_produce(p->producer, topic, key, value, len, hdrs, job, errstr, sizeof(errstr)) ==
+        -1) {
         /* Only local, permanent causes get here (size, unknown topic): not
          * worth blocking the partition for. */
         pw_log_error("could not produce", PW_F_STR("topic", topic), PW_F_STR("error", errstr),
@@ -60,15 +60,15 @@ void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const 
 static void pw_pipeline_dead_letter(pw_pipeline_t *p, pw_job_t *job, const char *cls,
                                     const char *reason)
 {
-    rd_kafka_headers_t *hdrs = job->headers ? rd_kafka_headers_copy(job->headers)
-                                            : rd_kafka_headers_new(6);
+    rd_kafka_headers_t *hdrs =
+        job->headers ? rd_kafka_headers_copy(job->headers) : rd_kafka_headers_new(6);
     char partition[16], offset[32];
     snprintf(partition, sizeof(partition), "%d", (int)job->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)job->offset);
     const char *pairs[][2] = {
-        {"error.class", cls},          {"error.message", reason},
-        {"source.topic", job->topic},  {"source.partition", partition},
-        {"source.offset", offset},     {"worker.id", p->conf->worker_id},
+        {"error.class", cls},         {"error.message", reason},
+        {"source.topic", job->topic}, {"source.partition", partition},
+        {"source.offset", offset},    {"worker.id", p->conf->worker_id},
     };
     for (size_t i = 0; i < PW_ARRAY_SIZE(pairs); i++)
         rd_kafka_header_add(hdrs, pairs[i][0], -1, pairs[i][1], -1);
@@ -100,8 +100,8 @@ void pw_pipeline_result(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req
     result->worker_id = p->conf->worker_id;
     result->finished_at_ms = pw_now_ms();
     char *value = pw_event_result_new(result);
-    pw_pipeline_emit(p, job, p->conf->topic_publish_results, req->account_id, value,
-                     strlen(value), NULL);
+    pw_pipeline_emit(p, job, p->conf->topic_publish_results, req->account_id, value, strlen(value),
+                     NULL);
     free(value);
     pw_log_info("post answered", PW_F_STR("account_id", req->account_id),
                 PW_F_STR("post_id", req->post_id), PW_F_STR("event_id", req->event_id),
@@ -142,7 +142,9 @@ void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const 
         .subcode = err ? err->subcode : -1,
         .count = count > 0 ? count : 1,
         .window_s = p->conf->auth_alert_window_s,
-        .message = message ? message : err ? err->message : "",
+        .message = message ? message
+                   : err   ? err->message
+                           : "",
         .at_ms = pw_now_ms(),
     };
     char *value = pw_event_alert_new(&alert);
@@ -163,8 +165,7 @@ static long pw_backoff_ms(int attempt, long retry_after_ms)
 }
 
 pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
-                                          pw_account_t *account, bool force,
-                                          pw_api_error_t *err)
+                                   pw_account_t *account, bool force, pw_api_error_t *err)
 {
     pw_token_t *fresh = NULL;
     pw_rf_status_t st = pw_token_refresh(&p->refresher, http, account->token, force, &fresh, err);
@@ -179,9 +180,9 @@ pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *
     if (st == PW_RF_TERMINAL || st == PW_RF_TRANSIENT) {
         pw_log_warn("token refresh failed", PW_F_STR("account_id", account->token->account_id),
                     PW_F_STR("endpoint", err->endpoint),
-                    PW_F_OPT_INT("http_status", err->http_status),
-                    PW_F_OPT_INT("code", err->code), PW_F_OPT_INT("subcode", err->subcode),
-                    PW_F_STR("fbtrace_id", err->fbtrace_id), PW_F_STR("message", err->message));
+                    PW_F_OPT_INT("http_status", err->http_status), PW_F_OPT_INT("code", err->code),
+                    PW_F_OPT_INT("subcode", err->subcode), PW_F_STR("fbtrace_id", err->fbtrace_id),
+                    PW_F_STR("message", err->message));
         pw_pipeline_alert(p, job, "refresh_failed", account->token->account_id, err, NULL);
     }
     return st;
@@ -195,16 +196,15 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
                                 const pw_request_t *req)
 {
     pw_account_t account;
-    if (!pw_park_load_account(p, req, &account))
-        return false; /* stopping while Redis was away */
+    pw_post_record_t rec;
     int parked = 0;
+    if (!pw_park_begin(p, job, req, &account, &rec, &parked))
+        return false; /* stopping while Redis was away */
+    if (parked)
+        return true;
     if (!account.token) {
         pw_park_post(p, job, req, &account, 0);
         return true;
-    }
-    if (!pw_park_if_needed(p, job, req, &parked) || parked) {
-        pw_park_account_clear(&account);
-        return parked != 0;
     }
     pw_result_t result = {.attempts = 0};
     pw_api_error_t rerr;
@@ -214,7 +214,8 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         result.token_refreshed =
             pw_pipeline_refresh(p, http, job, &account, false, &rerr) == PW_RF_REFRESHED;
 
-    pw_publish_t pub = {.p = p, .http = http, .req = req, .token = account.token};
+    pw_publish_t pub = {
+        .p = p, .http = http, .req = req, .token = account.token, .first_record = &rec};
     pw_result_error_t error;
     pw_pub_outcome_t out;
     bool refreshed_for_auth = false, auth_logged = false;

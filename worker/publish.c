@@ -78,9 +78,8 @@ static pw_pub_outcome_t pw_publish_create(pw_publish_t *pub, char id[PW_ID_MAX])
             .is_carousel_item = true,
         };
         char child_id[PW_ID_MAX];
-        if (pw_threads_create_container(pub->http, conf->threads_api_base_url,
-                                        pub->token->user_id, pub->token->access_token, &spec,
-                                        child_id, &pub->err) == -1)
+        if (pw_threads_create_container(pub->http, conf->threads_api_base_url, pub->token->user_id,
+                                        pub->token->access_token, &spec, child_id, &pub->err) == -1)
             return pw_publish_api_failed(pub);
         snprintf(children + strlen(children), sizeof(children) - strlen(children), "%s%s",
                  i ? "," : "", child_id);
@@ -158,9 +157,13 @@ pw_pub_outcome_t pw_publish_attempt(pw_publish_t *pub)
     pw_redis_t *redis = pub->p->redis;
     char errstr[512];
     pw_post_record_t rec;
-    if (pw_post_store_get(redis, req->account_id, req->post_id, &rec, errstr, sizeof(errstr)) ==
-        -1)
+    if (pub->first_record) {
+        rec = *pub->first_record;
+        pub->first_record = NULL;
+    } else if (pw_post_store_get(redis, req->account_id, req->post_id, &rec, errstr,
+                                 sizeof(errstr)) == -1) {
         return pw_publish_redis_failed(pub, "read record", errstr);
+    }
     if (rec.published) {
         snprintf(pub->media_id, sizeof(pub->media_id), "%s", rec.media_id);
         return PW_PUB_DUPLICATE;

@@ -14,6 +14,7 @@
 #define PW_PUBLISH_H
 
 #include "pipeline.h"
+#include "post_store.h"
 
 typedef enum {
     PW_PUB_PUBLISHED = 0,
@@ -30,6 +31,9 @@ typedef struct pw_publish_s {
     pw_http_t *http;
     const pw_request_t *req;
     const pw_token_t *token;
+    /* The record read with the token (pw_park_begin()); the first attempt
+     * uses it instead of reading again, later ones read afresh. */
+    const pw_post_record_t *first_record;
     pw_api_error_t err;
     char media_id[PW_ID_MAX];
     char media_error[512]; /* Meta's error_message of an ERROR container */

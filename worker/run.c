@@ -45,6 +45,9 @@ typedef struct pw_worker_s {
     bool paused;
 } pw_worker_t;
 
+/* Messages buffered per post in flight before partitions pause. */
+#define PW_BUFFER_FACTOR 4
+
 static const pw_sched_ops_t pw_worker_sched_ops = {
     .thread_init = pw_pipeline_thread_init,
     .thread_fini = pw_pipeline_thread_fini,
@@ -138,8 +141,8 @@ static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_RKT(rkm->rkt), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
             RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hdrs ? rd_kafka_headers_copy(hdrs) : NULL),
-            RD_KAFKA_V_OPAQUE(job), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(hdrs ? rd_kafka_headers_copy(hdrs) : NULL), RD_KAFKA_V_OPAQUE(job),
+            RD_KAFKA_V_END);
         if (!err)
             return;
         pw_log_error("giving up on delivery", PW_F_STR("error", rd_kafka_err2str(err)));
@@ -166,7 +169,8 @@ static void pw_worker_check_ready(pw_worker_t *w)
 static void pw_worker_backpressure(pw_worker_t *w)
 {
     int in_flight = pw_sched_in_flight(w->sched);
-    int limit = (int)w->conf->worker_concurrency * 2;
+    /* A deep buffer keeps every thread fed while paused partitions refetch. */
+    int limit = (int)w->conf->worker_concurrency * PW_BUFFER_FACTOR;
     bool want_pause = in_flight >= limit;
     if (want_pause == w->paused || (!want_pause && in_flight > limit * 3 / 4))
         return;
@@ -330,8 +334,7 @@ static int pw_worker_open(pw_worker_t *w)
     }
     if (!(w->metrics = pw_metrics_server_new(conf->metrics_addr, (int)conf->liveness_stall_s,
                                              errstr, sizeof(errstr))) ||
-        !(w->producer = pw_kafka_producer_new(conf, pw_worker_dr_cb, w, errstr,
-                                              sizeof(errstr))) ||
+        !(w->producer = pw_kafka_producer_new(conf, pw_worker_dr_cb, w, errstr, sizeof(errstr))) ||
         !(w->consumer = pw_kafka_consumer_new(conf, pw_rebalance_cb, w, errstr, sizeof(errstr)))) {
         pw_log_error("start-up failed", PW_F_STR("error", errstr));
         return 1;

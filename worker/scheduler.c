@@ -453,22 +453,23 @@ void pw_sched_revoke(pw_sched_t *sched, const rd_kafka_topic_partition_list_t *p
     int64_t deadline = pw_mono_ms() + timeout_ms;
     pthread_mutex_lock(&sched->lock);
     for (int i = 0; i < parts->cnt; i++) {
-        pw_partition_t *p = pw_partition_find(sched, parts->elems[i].topic,
-                                              parts->elems[i].partition);
+        pw_partition_t *p =
+            pw_partition_find(sched, parts->elems[i].topic, parts->elems[i].partition);
         if (p)
             pw_partition_drop_queued(sched, p);
     }
     for (;;) {
         int busy = 0;
         for (int i = 0; i < parts->cnt; i++) {
-            pw_partition_t *p = pw_partition_find(sched, parts->elems[i].topic,
-                                                  parts->elems[i].partition);
+            pw_partition_t *p =
+                pw_partition_find(sched, parts->elems[i].topic, parts->elems[i].partition);
             busy += p ? pw_partition_busy(p) : 0;
         }
         if (busy == 0 || pw_mono_ms() >= deadline) {
             if (busy)
                 pw_log_warn("revoke: in-flight posts did not finish in time; they will be "
-                            "redelivered", PW_F_INT("posts", busy));
+                            "redelivered",
+                            PW_F_INT("posts", busy));
             break;
         }
         pthread_mutex_unlock(&sched->lock);
@@ -477,8 +478,8 @@ void pw_sched_revoke(pw_sched_t *sched, const rd_kafka_topic_partition_list_t *p
     }
     /* Final offsets, then let go: unfinished jobs become orphans. */
     for (int i = 0; i < parts->cnt; i++) {
-        pw_partition_t *p = pw_partition_find(sched, parts->elems[i].topic,
-                                              parts->elems[i].partition);
+        pw_partition_t *p =
+            pw_partition_find(sched, parts->elems[i].topic, parts->elems[i].partition);
         if (!p)
             continue;
         if (p->commit_offset >= 0)

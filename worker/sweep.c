@@ -2,8 +2,8 @@
 #include "sweep.h"
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -50,8 +50,8 @@ static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
     char errstr[512];
     pw_account_t account = {0};
     char *status = NULL;
-    pw_ts_status_t st = pw_token_store_get(p->tokens, account_id, &account.token, errstr,
-                                           sizeof(errstr));
+    pw_ts_status_t st =
+        pw_token_store_get(p->tokens, account_id, &account.token, errstr, sizeof(errstr));
     if (st != PW_TS_OK ||
         pw_token_store_get_status(p->tokens, account_id, &status, errstr, sizeof(errstr)) !=
             PW_TS_OK ||
@@ -103,8 +103,8 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
     char horizon[32];
     snprintf(horizon, sizeof(horizon), "%lld",
              (long long)(pw_now_ms() / 1000 + conf->token_refresh_ahead_s));
-    const char *zargv[] = {"ZRANGEBYSCORE", "pw:token_expiry", "-inf", horizon,
-                           "LIMIT",         "0",               PW_SWEEP_BATCH};
+    const char *zargv[] = {"ZRANGEBYSCORE", "pw:token_expiry", "-inf", horizon, "LIMIT", "0",
+                           PW_SWEEP_BATCH};
     redisReply *due = pw_sweep_list(sweep, 7, zargv);
     for (size_t i = 0; due && i < due->elements && !atomic_load(&sweep->stop); i++)
         pw_sweep_account(sweep, due->element[i]->str);

