@@ -43,6 +43,7 @@ typedef struct pw_worker_s {
     pw_sched_t *sched;
     pw_sweep_t *sweep;
     bool paused;
+    bool ever_assigned; /* the group gave us an assignment (maybe empty) */
 } pw_worker_t;
 
 /* Messages buffered per post in flight before partitions pause. */
@@ -100,6 +101,7 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 PW_F_STR("protocol", rd_kafka_rebalance_protocol(rk)));
     rd_kafka_error_t *error;
     if (assign) {
+        w->ever_assigned = true;
         pw_sched_assign(w->sched, parts);
         error = rd_kafka_incremental_assign(rk, parts);
         if (!error && w->paused)
@@ -297,7 +299,12 @@ static void pw_worker_close(pw_worker_t *w)
     atomic_store(&w->pipeline.stopping, false);
     if (w->sched && w->consumer && w->producer)
         pw_worker_drain(w);
-    if (w->consumer) {
+    if (w->consumer && !w->ever_assigned) {
+        /* librdkafka < 2.3 aborts closing a cooperative-sticky consumer whose
+         * first join is still pending (confluentinc/librdkafka#4312). It holds
+         * nothing to commit: leave it to the session timeout. */
+        pw_log_warn("leaving before the first assignment; skipping consumer close");
+    } else if (w->consumer) {
         if (pw_consumer_close_bounded(w->consumer, 10000) == 0)
             rd_kafka_destroy(w->consumer);
         else
