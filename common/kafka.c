@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* librdkafka logs with syslog levels; map them onto ours. */
 static void pw_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -25,6 +26,16 @@ static void pw_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
                 PW_F_STR("client", rd_kafka_name(rk)),
                 PW_F_STR("error", rd_kafka_err2name((rd_kafka_resp_err_t)err)),
                 PW_F_STR("reason", reason));
+}
+
+/* Consumer statistics feed the consumer lag metric. */
+static int pw_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void)rk;
+    (void)json_len;
+    (void)opaque;
+    pw_metrics_kafka_stats(json);
+    return 0; /* librdkafka frees json */
 }
 
 static int pw_kafka_set(rd_kafka_conf_t *kconf, const char *name, const char *value, char *errstr,
@@ -68,18 +79,17 @@ rd_kafka_t *pw_kafka_producer_new(const pw_config_t *conf,
                                                 void *opaque),
                                   void *opaque, char *errstr, size_t errstr_size)
 {
+    /* name, value pairs */
+    /* clang-format off */
     static const char *const ours[] = {
-        "enable.idempotence",
-        "true",
-        "acks",
-        "all",
-        "linger.ms",
-        "5",
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "5",
         /* the worker waits for every report; librdkafka's default is 5 min */
-        "message.timeout.ms",
-        "60000",
+        "message.timeout.ms", "60000",
         NULL,
     };
+    /* clang-format on */
     rd_kafka_conf_t *kconf = pw_kafka_conf_new(conf, ours, errstr, errstr_size);
     if (!kconf)
         return NULL;
@@ -98,31 +108,28 @@ rd_kafka_t *pw_kafka_consumer_new(const pw_config_t *conf,
                                                        void *opaque),
                                   void *opaque, char *errstr, size_t errstr_size)
 {
+    /* name, value pairs */
+    /* clang-format off */
     const char *ours[] = {
-        "group.id",
-        conf->kafka_group_id,
-        "partition.assignment.strategy",
-        "cooperative-sticky",
-        "enable.auto.offset.store",
-        "false",
-        "enable.auto.commit",
-        "true",
-        "auto.commit.interval.ms",
-        "1000",
-        "auto.offset.reset",
-        "earliest",
-        "enable.partition.eof",
-        "false",
+        "group.id", conf->kafka_group_id,
+        "partition.assignment.strategy", "cooperative-sticky",
+        "enable.auto.offset.store", "false",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "1000",
+        "auto.offset.reset", "earliest",
+        "enable.partition.eof", "false",
+        "statistics.interval.ms", "15000",
         /* refill quickly after a back-pressure pause; operators may override */
-        "fetch.wait.max.ms",
-        "100",
+        "fetch.wait.max.ms", "100",
         NULL,
     };
+    /* clang-format on */
     rd_kafka_conf_t *kconf = pw_kafka_conf_new(conf, ours, errstr, errstr_size);
     if (!kconf)
         return NULL;
     if (rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(kconf, pw_kafka_stats_cb);
     rd_kafka_conf_set_opaque(kconf, opaque);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
     if (!rk) {

@@ -2,13 +2,19 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct pw_metrics_server_s {
     struct MHD_Daemon *daemon;
@@ -55,6 +61,8 @@ static enum MHD_Result pw_metrics_ready(pw_metrics_server_t *server, struct MHD_
                             "application/json", body);
 }
 
+static char *pw_metrics_render(size_t *len);
+
 static enum MHD_Result pw_metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                           const char *method, const char *version,
                                           const char *upload_data, size_t *upload_data_size,
@@ -72,6 +80,17 @@ static enum MHD_Result pw_metrics_handler(void *cls, struct MHD_Connection *conn
         return pw_metrics_health(server, conn);
     if (strcmp(url, "/readyz") == 0)
         return pw_metrics_ready(server, conn);
+    if (strcmp(url, "/metrics") == 0) {
+        size_t len;
+        char *body = pw_metrics_render(&len);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8");
+        enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
     return pw_metrics_reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");
 }
 
@@ -143,4 +162,293 @@ void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok)
 void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined)
 {
     atomic_store(&server->group_joined, joined);
+}
+
+/* ---- process-wide metrics ---- */
+
+static const char *const pw_m_statuses[] = {"published", "duplicate", "parked", "failed"};
+static const char *const pw_m_classes[] = {"invalid_request", "auth",      "permission",
+                                           "rate_limited",    "transient", "media"};
+static const char *const pw_m_endpoints[] = {"create_container", "container_status", "publish",
+                                             "refresh_access_token", "oauth2_token"};
+static const char *const pw_m_status_classes[] = {"2xx", "3xx", "4xx", "5xx", "error"};
+static const char *const pw_m_refresh_results[] = {"refreshed", "by_other", "not_allowed",
+                                                   "terminal", "transient"};
+static const char *const pw_m_alert_kinds[] = {"reconnect_required", "repeated_auth_failure",
+                                               "permission_denied",  "refresh_failed",
+                                               "rate_limited",       "token_expiring"};
+static const double pw_m_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+#define PW_M_NBUCKETS PW_ARRAY_SIZE(pw_m_buckets)
+#define PW_M_LAG_MAX 256
+
+static struct {
+    atomic_long consumed, lock_waits, rebalances, in_flight, assigned;
+    atomic_long results[PW_ARRAY_SIZE(pw_m_statuses)];
+    atomic_long errors[PW_ARRAY_SIZE(pw_m_classes)];
+    atomic_long api_calls[PW_EPM_COUNT][PW_ARRAY_SIZE(pw_m_status_classes)];
+    atomic_long api_bucket[PW_EPM_COUNT][PW_M_NBUCKETS];
+    atomic_long api_count[PW_EPM_COUNT];
+    atomic_llong api_sum_us[PW_EPM_COUNT];
+    atomic_long refreshes[PW_ARRAY_SIZE(pw_m_refresh_results)];
+    atomic_long alerts[PW_ARRAY_SIZE(pw_m_alert_kinds)];
+    pthread_mutex_t lag_lock;
+    struct {
+        char topic[128];
+        int partition;
+        long lag;
+    } lag[PW_M_LAG_MAX];
+    int lag_count;
+    double start_time;
+} pw_m = {.lag_lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int pw_m_index(const char *const *names, size_t count, const char *name)
+{
+    for (size_t i = 0; name && i < count; i++)
+        if (strcmp(names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+void pw_metrics_consumed(void)
+{
+    atomic_fetch_add(&pw_m.consumed, 1);
+}
+
+void pw_metrics_result(const char *status, const char *error_class)
+{
+    int i = pw_m_index(pw_m_statuses, PW_ARRAY_SIZE(pw_m_statuses), status);
+    if (i >= 0)
+        atomic_fetch_add(&pw_m.results[i], 1);
+    i = pw_m_index(pw_m_classes, PW_ARRAY_SIZE(pw_m_classes), error_class);
+    if (i >= 0)
+        atomic_fetch_add(&pw_m.errors[i], 1);
+}
+
+void pw_metrics_api_call(pw_metrics_endpoint_t endpoint, long http_status, double seconds)
+{
+    int cls = http_status >= 200 && http_status < 600 ? (int)(http_status / 100) - 2 : 4;
+    atomic_fetch_add(&pw_m.api_calls[endpoint][cls], 1);
+    for (size_t b = 0; b < PW_M_NBUCKETS; b++)
+        if (seconds <= pw_m_buckets[b])
+            atomic_fetch_add(&pw_m.api_bucket[endpoint][b], 1);
+    atomic_fetch_add(&pw_m.api_count[endpoint], 1);
+    atomic_fetch_add(&pw_m.api_sum_us[endpoint], (long long)(seconds * 1e6));
+}
+
+void pw_metrics_refresh(const char *result)
+{
+    int i = pw_m_index(pw_m_refresh_results, PW_ARRAY_SIZE(pw_m_refresh_results), result);
+    if (i >= 0)
+        atomic_fetch_add(&pw_m.refreshes[i], 1);
+}
+
+void pw_metrics_lock_wait(void)
+{
+    atomic_fetch_add(&pw_m.lock_waits, 1);
+}
+
+void pw_metrics_alert(const char *kind)
+{
+    int i = pw_m_index(pw_m_alert_kinds, PW_ARRAY_SIZE(pw_m_alert_kinds), kind);
+    if (i >= 0)
+        atomic_fetch_add(&pw_m.alerts[i], 1);
+}
+
+void pw_metrics_rebalance(void)
+{
+    atomic_fetch_add(&pw_m.rebalances, 1);
+}
+
+void pw_metrics_set_in_flight(long posts)
+{
+    atomic_store(&pw_m.in_flight, posts);
+}
+
+void pw_metrics_set_assigned_partitions(long partitions)
+{
+    atomic_store(&pw_m.assigned, partitions);
+}
+
+void pw_metrics_kafka_stats(const char *json)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
+    const cJSON *topic, *part;
+    pthread_mutex_lock(&pw_m.lag_lock);
+    pw_m.lag_count = 0;
+    cJSON_ArrayForEach(topic, topics)
+    {
+        cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(topic, "partitions"))
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(part, "partition");
+            const cJSON *lag = cJSON_GetObjectItemCaseSensitive(part, "consumer_lag");
+            if (!cJSON_IsNumber(id) || id->valueint < 0 || !cJSON_IsNumber(lag) ||
+                lag->valuedouble < 0 || pw_m.lag_count >= PW_M_LAG_MAX)
+                continue;
+            snprintf(pw_m.lag[pw_m.lag_count].topic, sizeof(pw_m.lag[0].topic), "%s",
+                     topic->string);
+            pw_m.lag[pw_m.lag_count].partition = id->valueint;
+            pw_m.lag[pw_m.lag_count].lag = (long)lag->valuedouble;
+            pw_m.lag_count++;
+        }
+    }
+    pthread_mutex_unlock(&pw_m.lag_lock);
+    cJSON_Delete(root);
+}
+
+/* ---- exposition ---- */
+
+typedef struct pw_buf_s {
+    char *data;
+    size_t len, cap;
+} pw_buf_t;
+
+static void pw_buf_printf(pw_buf_t *b, const char *fmt, ...) PW_PRINTF(2, 3);
+static void pw_buf_printf(pw_buf_t *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->cap + (size_t)n) * 2;
+        b->data = pw_realloc(b->data, b->cap);
+    }
+}
+
+static void pw_m_header(pw_buf_t *b, const char *name, const char *type, const char *help)
+{
+    pw_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void pw_m_labelled(pw_buf_t *b, const char *name, const char *type, const char *help,
+                          const char *label, const char *const *values, atomic_long *counts,
+                          size_t n)
+{
+    pw_m_header(b, name, type, help);
+    for (size_t i = 0; i < n; i++)
+        pw_buf_printf(b, "%s{%s=\"%s\"} %ld\n", name, label, values[i], atomic_load(&counts[i]));
+}
+
+static void pw_m_api(pw_buf_t *b)
+{
+    pw_m_header(b, "publish_worker_api_calls_total", "counter",
+                "Threads and OAuth2 API calls by endpoint and HTTP status class.");
+    for (int e = 0; e < PW_EPM_COUNT; e++)
+        for (size_t c = 0; c < PW_ARRAY_SIZE(pw_m_status_classes); c++)
+            pw_buf_printf(
+                b, "publish_worker_api_calls_total{endpoint=\"%s\",status_class=\"%s\"} %ld\n",
+                pw_m_endpoints[e], pw_m_status_classes[c], atomic_load(&pw_m.api_calls[e][c]));
+    const char *h = "publish_worker_api_call_duration_seconds";
+    pw_m_header(b, h, "histogram", "Latency of API calls, including failed ones.");
+    for (int e = 0; e < PW_EPM_COUNT; e++) {
+        for (size_t k = 0; k < PW_M_NBUCKETS; k++)
+            pw_buf_printf(b, "%s_bucket{endpoint=\"%s\",le=\"%g\"} %ld\n", h, pw_m_endpoints[e],
+                          pw_m_buckets[k], atomic_load(&pw_m.api_bucket[e][k]));
+        long count = atomic_load(&pw_m.api_count[e]);
+        pw_buf_printf(b, "%s_bucket{endpoint=\"%s\",le=\"+Inf\"} %ld\n", h, pw_m_endpoints[e],
+                      count);
+        pw_buf_printf(b, "%s_sum{endpoint=\"%s\"} %.6f\n", h, pw_m_endpoints[e],
+                      (double)atomic_load(&pw_m.api_sum_us[e]) / 1e6);
+        pw_buf_printf(b, "%s_count{endpoint=\"%s\"} %ld\n", h, pw_m_endpoints[e], count);
+    }
+}
+
+/* process_* as the Prometheus client libraries export them, from /proc. */
+static void pw_m_process(pw_buf_t *b)
+{
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    unsigned long long starttime = 0;
+    long rss = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        char line[1024];
+        if (fgets(line, sizeof(line), f)) {
+            const char *p = strrchr(line, ')');
+            if (p)
+                sscanf(p + 2,
+                       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                       "%*d %*d %llu %lu %ld",
+                       &utime, &stime, &starttime, &vsize, &rss);
+        }
+        fclose(f);
+    }
+    double boot = 0;
+    f = fopen("/proc/stat", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "btime %lf", &boot) == 1)
+                break;
+        fclose(f);
+    }
+    long fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *de; (de = readdir(d));)
+            fds += de->d_name[0] != '.';
+        closedir(d);
+        fds--; /* the directory's own descriptor */
+    }
+    struct rlimit rl = {0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    pw_m_header(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
+    pw_buf_printf(b, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)ticks);
+    pw_m_header(b, "process_resident_memory_bytes", "gauge", "Resident memory size.");
+    pw_buf_printf(b, "process_resident_memory_bytes %ld\n", rss * page);
+    pw_m_header(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size.");
+    pw_buf_printf(b, "process_virtual_memory_bytes %lu\n", vsize);
+    pw_m_header(b, "process_open_fds", "gauge", "Open file descriptors.");
+    pw_buf_printf(b, "process_open_fds %ld\n", fds);
+    pw_m_header(b, "process_max_fds", "gauge", "Maximum open file descriptors.");
+    pw_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    pw_m_header(b, "process_start_time_seconds", "gauge", "Start time since the epoch.");
+    pw_buf_printf(b, "process_start_time_seconds %.2f\n", boot + (double)starttime / (double)ticks);
+}
+
+static char *pw_metrics_render(size_t *len)
+{
+    pw_buf_t b = {.data = pw_malloc(16384), .cap = 16384};
+    pw_m_header(&b, "publish_worker_build_info", "gauge", "Version of the running worker.");
+    pw_buf_printf(&b, "publish_worker_build_info{version=\"%s\"} 1\n", PW_VERSION);
+    pw_m_header(&b, "publish_worker_requests_consumed_total", "counter",
+                "Messages consumed from the requests and account events topics.");
+    pw_buf_printf(&b, "publish_worker_requests_consumed_total %ld\n", atomic_load(&pw_m.consumed));
+    pw_m_labelled(&b, "publish_worker_results_total", "counter", "Results produced, by status.",
+                  "status", pw_m_statuses, pw_m.results, PW_ARRAY_SIZE(pw_m_statuses));
+    pw_m_labelled(&b, "publish_worker_errors_total", "counter",
+                  "Parked and failed results, by error class.", "class", pw_m_classes, pw_m.errors,
+                  PW_ARRAY_SIZE(pw_m_classes));
+    pw_m_api(&b);
+    pw_m_labelled(&b, "publish_worker_token_refreshes_total", "counter",
+                  "Token refreshes by outcome.", "result", pw_m_refresh_results, pw_m.refreshes,
+                  PW_ARRAY_SIZE(pw_m_refresh_results));
+    pw_m_header(&b, "publish_worker_refresh_lock_waits_total", "counter",
+                "Times a worker waited for another's refresh instead of refreshing.");
+    pw_buf_printf(&b, "publish_worker_refresh_lock_waits_total %ld\n",
+                  atomic_load(&pw_m.lock_waits));
+    pw_m_labelled(&b, "publish_worker_alerts_total", "counter", "Alerts raised, by kind.", "kind",
+                  pw_m_alert_kinds, pw_m.alerts, PW_ARRAY_SIZE(pw_m_alert_kinds));
+    pw_m_header(&b, "publish_worker_posts_in_flight", "gauge",
+                "Consumed messages not yet durably answered.");
+    pw_buf_printf(&b, "publish_worker_posts_in_flight %ld\n", atomic_load(&pw_m.in_flight));
+    pw_m_header(&b, "publish_worker_assigned_partitions", "gauge", "Partitions assigned.");
+    pw_buf_printf(&b, "publish_worker_assigned_partitions %ld\n", atomic_load(&pw_m.assigned));
+    pw_m_header(&b, "publish_worker_rebalances_total", "counter", "Consumer group rebalances.");
+    pw_buf_printf(&b, "publish_worker_rebalances_total %ld\n", atomic_load(&pw_m.rebalances));
+    pw_m_header(&b, "publish_worker_consumer_lag", "gauge",
+                "Messages behind the partition's end, from librdkafka's statistics.");
+    pthread_mutex_lock(&pw_m.lag_lock);
+    for (int i = 0; i < pw_m.lag_count; i++)
+        pw_buf_printf(&b, "publish_worker_consumer_lag{topic=\"%s\",partition=\"%d\"} %ld\n",
+                      pw_m.lag[i].topic, pw_m.lag[i].partition, pw_m.lag[i].lag);
+    pthread_mutex_unlock(&pw_m.lag_lock);
+    pw_m_process(&b);
+    *len = b.len;
+    return b.data;
 }

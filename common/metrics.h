@@ -30,4 +30,32 @@ void pw_metrics_loop_turned(pw_metrics_server_t *server);
 void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok);
 void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined);
 
+/* The process-wide metrics below are plain atomics, safe from any thread;
+ * labels come from fixed sets (no account or post ids: unbounded
+ * cardinality). */
+typedef enum {
+    PW_EPM_CREATE = 0, /* POST /{user-id}/threads */
+    PW_EPM_STATUS,     /* GET /{container-id} */
+    PW_EPM_PUBLISH,    /* POST /{user-id}/threads_publish */
+    PW_EPM_REFRESH,    /* GET /refresh_access_token */
+    PW_EPM_OAUTH2,     /* POST OAUTH2_TOKEN_URL */
+    PW_EPM_COUNT
+} pw_metrics_endpoint_t;
+
+void pw_metrics_consumed(void);
+/** @brief status: published, duplicate, parked or failed; error_class NULL
+ *  for published and duplicate. */
+void pw_metrics_result(const char *status, const char *error_class);
+/** @brief One API call: http_status 0 for a transport failure. */
+void pw_metrics_api_call(pw_metrics_endpoint_t endpoint, long http_status, double seconds);
+/** @brief result: refreshed, by_other, not_allowed, terminal, transient. */
+void pw_metrics_refresh(const char *result);
+void pw_metrics_lock_wait(void);
+void pw_metrics_alert(const char *kind);
+void pw_metrics_rebalance(void);
+void pw_metrics_set_in_flight(long posts);
+void pw_metrics_set_assigned_partitions(long partitions);
+/** @brief Takes consumer lag per partition from librdkafka's statistics JSON. */
+void pw_metrics_kafka_stats(const char *json);
+
 #endif

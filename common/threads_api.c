@@ -1,6 +1,8 @@
 /* Threads API: container calls and error classification. */
 #include "threads_api.h"
 
+#include "metrics.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +150,9 @@ int pw_threads_create_container(pw_http_t *http, const char *base_url, const cha
         {"access_token", pw_secret_reveal(token)},
     };
     pw_http_response_t resp;
+    int64_t t0 = pw_mono_ms();
     int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
+    pw_metrics_api_call(PW_EPM_CREATE, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
     return pw_threads_finish(PW_EP_CREATE, rc, &resp, id, err);
 }
@@ -175,7 +179,9 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
         {"access_token", pw_secret_reveal(token)},
     };
     pw_http_response_t resp;
+    int64_t t0 = pw_mono_ms();
     int rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), &resp);
+    pw_metrics_api_call(PW_EPM_STATUS, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
     if (rc == 0 && resp.status == 200) {
         cJSON *root = cJSON_Parse(resp.body);
@@ -210,7 +216,9 @@ int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_i
         {"access_token", pw_secret_reveal(token)},
     };
     pw_http_response_t resp;
+    int64_t t0 = pw_mono_ms();
     int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
+    pw_metrics_api_call(PW_EPM_PUBLISH, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
     return pw_threads_finish(PW_EP_PUBLISH, rc, &resp, media_id, err);
 }

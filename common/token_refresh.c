@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define PW_REFRESH_WAIT_MS 20000
 #define PW_REFRESH_HTTP_TIMEOUT_MS 10000 /* well under PW_REFRESH_LOCK_TTL_MS */
@@ -93,6 +94,7 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
     pw_http_response_t resp;
     int rc;
     const char *endpoint;
+    int64_t t0 = pw_mono_ms();
     if (cur->refresh_method == PW_REFRESH_OAUTH2) {
         endpoint = "POST {OAUTH2_TOKEN_URL}";
         if (!conf->oauth2_token_url || !cur->refresh_token) {
@@ -126,6 +128,8 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
         rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), &resp);
         free(url);
     }
+    pw_metrics_api_call(cur->refresh_method == PW_REFRESH_OAUTH2 ? PW_EPM_OAUTH2 : PW_EPM_REFRESH,
+                        resp.status, (double)(pw_mono_ms() - t0) / 1000);
     long expires_in = 0;
     if (rc == 0 && resp.status == 200 &&
         pw_token_refresh_parse(resp.body, &next->access_token, &next->refresh_token, &expires_in) ==
@@ -273,6 +277,7 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
     memset(err, 0, sizeof(*err));
     *out = NULL;
     int64_t deadline = pw_mono_ms() + PW_REFRESH_WAIT_MS;
+    bool waited = false;
     for (;;) {
         int64_t fence =
             pw_refresh_lock_acquire(rf->redis, used->account_id, owner, PW_REFRESH_LOCK_TTL_MS);
@@ -282,6 +287,10 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
             return st;
         }
         /* Someone else refreshes: wait for their token instead of calling. */
+        if (fence == 0 && !waited) {
+            pw_metrics_lock_wait();
+            waited = true;
+        }
         char errstr[256];
         char *status = NULL;
         if (pw_token_store_get_status(rf->tokens, used->account_id, &status, errstr,

@@ -10,6 +10,7 @@
 #include "events.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "park.h"
 #include "publish.h"
 
@@ -103,6 +104,7 @@ void pw_pipeline_result(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req
     pw_pipeline_emit(p, job, p->conf->topic_publish_results, req->account_id, value, strlen(value),
                      NULL);
     free(value);
+    pw_metrics_result(result->status, result->error ? result->error->cls : NULL);
     pw_log_info("post answered", PW_F_STR("account_id", req->account_id),
                 PW_F_STR("post_id", req->post_id), PW_F_STR("event_id", req->event_id),
                 PW_F_STR("status", result->status), PW_F_STR("media_id", result->media_id),
@@ -150,6 +152,7 @@ void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const 
     char *value = pw_event_alert_new(&alert);
     pw_pipeline_emit(p, job, p->conf->topic_alerts, account_id, value, strlen(value), NULL);
     free(value);
+    pw_metrics_alert(kind);
     pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
 }
 
@@ -173,6 +176,9 @@ pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *
         pw_token_destroy(account->token);
         account->token = fresh;
     }
+    static const char *const outcomes[] = {"refreshed", "by_other", "not_allowed", "terminal",
+                                           "transient"};
+    pw_metrics_refresh(outcomes[st]);
     if (st == PW_RF_REFRESHED)
         pw_log_info("token refreshed", PW_F_STR("account_id", account->token->account_id),
                     PW_F_STR("method", pw_refresh_method_name(account->token->refresh_method)),

@@ -99,6 +99,7 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     pw_log_info(assign ? "partitions assigned" : "partitions revoked",
                 PW_F_INT("partitions", parts->cnt),
                 PW_F_STR("protocol", rd_kafka_rebalance_protocol(rk)));
+    pw_metrics_rebalance();
     rd_kafka_error_t *error;
     if (assign) {
         w->ever_assigned = true;
@@ -123,6 +124,11 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (error) {
         pw_log_error("rebalance failed", PW_F_STR("error", rd_kafka_error_string(error)));
         rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_t *now;
+    if (rd_kafka_assignment(rk, &now) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pw_metrics_set_assigned_partitions(now->cnt);
+        rd_kafka_topic_partition_list_destroy(now);
     }
 }
 
@@ -206,8 +212,10 @@ static void pw_worker_loop(pw_worker_t *w)
         for (int batch = 0; rkm; batch++) {
             if (rkm->err)
                 pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
-            else
+            else {
+                pw_metrics_consumed();
                 pw_sched_submit(w->sched, rkm);
+            }
             rd_kafka_message_destroy(rkm);
             /* Drain what is already fetched without blocking, up to a bound. */
             rkm = batch < 500 ? rd_kafka_consumer_poll(w->consumer, 0) : NULL;
@@ -215,6 +223,7 @@ static void pw_worker_loop(pw_worker_t *w)
         rd_kafka_poll(w->producer, 0);
         pw_worker_commit_progress(w);
         pw_worker_backpressure(w);
+        pw_metrics_set_in_flight(pw_sched_in_flight(w->sched));
         if (pw_mono_ms() >= next_check) {
             pw_worker_check_ready(w);
             next_check = pw_mono_ms() + 1000;

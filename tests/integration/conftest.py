@@ -48,6 +48,14 @@ def redis_url():
     return os.environ["PW_TEST_REDIS_URL"]
 
 
+@pytest.fixture(autouse=True)
+def _empty_redis():
+    """Every test starts on an empty Redis: post records, tokens and locks of
+    one test must not answer for another's (tests reuse post ids)."""
+    if "PW_TEST_REDIS_URL" in os.environ:
+        redis.Redis.from_url(os.environ["PW_TEST_REDIS_URL"]).flushdb()
+
+
 @pytest.fixture
 def rds(redis_url):
     """A redis.Redis client (bytes replies) on an emptied database."""
