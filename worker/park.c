@@ -244,7 +244,7 @@ void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
     free(event);
     bool scope = err->auth == PW_AUTH_MISSING_SCOPE;
     pw_pipeline_alert(p, job, scope ? "permission_denied" : "reconnect_required", account_id, err,
-                      NULL);
+                      NULL, 0);
 }
 
 void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
@@ -259,7 +259,7 @@ void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_
     char errstr[512];
     if (pw_alert_auth_failure(p->redis, req->account_id, p->conf->auth_alert_threshold,
                               p->conf->auth_alert_window_s, &count, errstr, sizeof(errstr)) == 1)
-        pw_pipeline_alert(p, job, "repeated_auth_failure", req->account_id, err, NULL);
+        pw_pipeline_alert(p, job, "repeated_auth_failure", req->account_id, err, NULL, count);
 }
 
 void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,

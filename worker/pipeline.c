@@ -124,12 +124,12 @@ void pw_pipeline_error_of(const pw_api_error_t *err, pw_result_error_t *out)
 
 /* Raises an alert if it is the first of its kind for the account in the window. */
 void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const char *account_id,
-                       const pw_api_error_t *err, const char *message)
+                       const pw_api_error_t *err, const char *message, long count)
 {
-    long count = 0;
+    long occurrences = 0;
     char errstr[512];
     int raise = pw_alert_occurrence(p->redis, account_id, kind, p->conf->auth_alert_window_s,
-                                    &count, errstr, sizeof(errstr));
+                                    &occurrences, errstr, sizeof(errstr));
     if (raise == -1)
         pw_log_warn("alert de-duplication failed; raising anyway", PW_F_STR("kind", kind),
                     PW_F_STR("error", errstr));
@@ -142,7 +142,9 @@ void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const 
         .http_status = err ? err->http_status : -1,
         .code = err ? err->code : -1,
         .subcode = err ? err->subcode : -1,
-        .count = count > 0 ? count : 1,
+        .count = count > 0         ? count
+                 : occurrences > 0 ? occurrences
+                                   : 1,
         .window_s = p->conf->auth_alert_window_s,
         .message = message ? message
                    : err   ? err->message
@@ -189,7 +191,7 @@ pw_rf_status_t pw_pipeline_refresh(pw_pipeline_t *p, pw_http_t *http, pw_job_t *
                     PW_F_OPT_INT("http_status", err->http_status), PW_F_OPT_INT("code", err->code),
                     PW_F_OPT_INT("subcode", err->subcode), PW_F_STR("fbtrace_id", err->fbtrace_id),
                     PW_F_STR("message", err->message));
-        pw_pipeline_alert(p, job, "refresh_failed", account->token->account_id, err, NULL);
+        pw_pipeline_alert(p, job, "refresh_failed", account->token->account_id, err, NULL, 0);
     }
     return st;
 }
@@ -260,7 +262,7 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         if (out != PW_PUB_RETRY)
             break;
         if (pub.err.cls == PW_EC_RATE_LIMITED)
-            pw_pipeline_alert(p, job, "rate_limited", req->account_id, &pub.err, NULL);
+            pw_pipeline_alert(p, job, "rate_limited", req->account_id, &pub.err, NULL, 0);
         if (result.attempts >= p->conf->publish_max_attempts)
             break;
         long delay = pw_backoff_ms(result.attempts, pub.err.retry_after_ms);

@@ -52,9 +52,10 @@ void pw_pipeline_result(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req
                         pw_result_t *result);
 /** @brief The result's error part of an API error (points into err). */
 void pw_pipeline_error_of(const pw_api_error_t *err, pw_result_error_t *out);
-/** @brief Raises kind for account unless raised in this window already. */
+/** @brief Raises kind for account unless raised in this window already;
+ *  count is the alert's count (0: the occurrences of kind in the window). */
 void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const char *account_id,
-                       const pw_api_error_t *err, const char *message);
+                       const pw_api_error_t *err, const char *message, long count);
 
 struct pw_account_s;
 /** @brief Refreshes account->token (replacing it with the current one),

@@ -40,7 +40,7 @@ static void pw_sweep_expiring_alert(pw_sweep_t *sweep, const pw_token_t *token, 
     char message[256];
     snprintf(message, sizeof(message), "token expires in %llds and %s",
              (long long)(left > 0 ? left : 0), why);
-    pw_pipeline_alert(sweep->p, NULL, "token_expiring", token->account_id, NULL, message);
+    pw_pipeline_alert(sweep->p, NULL, "token_expiring", token->account_id, NULL, message, 0);
 }
 
 /* One account from the expiry index. */
