@@ -84,3 +84,8 @@ def check_results(results):
     for _, r in results:
         RESULT_SCHEMA.validate(r)
         assert "THAA" not in json.dumps(r)
+
+
+def published_texts(fake, user_id):
+    """The texts Threads published for user_id, in order."""
+    return [p["text"] for p in fake.stats()["publications"].get(user_id, [])]

@@ -1,18 +1,12 @@
 """The publishing pipeline as a black box: Kafka in, the fake Threads API out.
 The fake's counters are the evidence for "once" and "in order"."""
-import json
 import signal
 import time
 
-import pytest
 
 from harness import consume, consume_json, produce_many, wait_until
-from posts import (DLQ_HEADERS_SCHEMA, EXAMPLES, check_results, connect_account, request,
-                   results_by_post)
-
-
-def published_texts(fake, user_id):
-    return [p["text"] for p in fake.stats()["publications"].get(user_id, [])]
+from posts import (DLQ_HEADERS_SCHEMA, EXAMPLES, check_results, connect_account,
+                   published_texts, request, results_by_post)
 
 
 def wait_results(kafka_bootstrap, topics, n, timeout=60):

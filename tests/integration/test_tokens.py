@@ -2,18 +2,14 @@
 a fleet, refresh-once-retry-once, park and alert, proactive refresh. The fake
 Threads API's counters are the evidence."""
 import json
-import signal
 import time
 import uuid
 
 import pytest
 
 from harness import consume, consume_json, produce_many, wait_until
-from posts import ALERT_SCHEMA, ACCOUNT_EVENT_SCHEMA, check_results, connect_account, request
-
-
-def published_texts(fake, user_id):
-    return [p["text"] for p in fake.stats()["publications"].get(user_id, [])]
+from posts import (ACCOUNT_EVENT_SCHEMA, ALERT_SCHEMA, check_results, connect_account,
+                   published_texts, request)
 
 
 def results_of(kafka_bootstrap, topics, n, timeout=60):
