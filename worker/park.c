@@ -364,19 +364,32 @@ static pw_redis_script_t pw_replay_unlock_script = {
         "return 0\n",
 };
 
+/* KEYS: account, parked, parked accounts set. ARGV: account. Returns 1 when
+ * the account is active and has parked posts (the one check most
+ * token_updated events need); 0 when it has none (and leaves the set). */
+static pw_redis_script_t pw_replay_needed_script = {
+    .source = "if redis.call('LLEN', KEYS[2]) == 0 then\n"
+              "  redis.call('SREM', KEYS[3], ARGV[1]) return 0 end\n"
+              "if redis.call('HGET', KEYS[1], 'status') == 'active' then return 1 end\n"
+              "return 2\n",
+};
+
 bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char *account_id)
 {
-    char k_lock[200], owner[160], errstr[256];
-    char *status = NULL;
-    /* Only an active account replays: an old token_updated must not retry a
-     * token that was revoked after it. */
-    if (pw_token_store_get_status(p->tokens, account_id, &status, errstr, sizeof(errstr)) !=
-            PW_TS_OK ||
-        !status || strcmp(status, "active") != 0) {
-        free(status);
-        return true;
-    }
-    free(status);
+    char k_lock[200], k_account[200], k_parked[200], owner[160], errstr[256];
+    /* Only an active account with parked posts replays: an old token_updated
+     * must not retry a token that was revoked after it. */
+    pw_token_store_key(k_account, sizeof(k_account), account_id, "account");
+    pw_token_store_key(k_parked, sizeof(k_parked), account_id, "parked");
+    const char *nkeys[] = {k_account, k_parked, PW_PARKED_ACCOUNTS};
+    const char *nargs[] = {account_id};
+    redisReply *needed = pw_redis_eval(p->redis, &pw_replay_needed_script, 3, nkeys, 1, nargs,
+                                       errstr, sizeof(errstr));
+    bool wanted = needed && needed->integer == 1;
+    if (needed)
+        freeReplyObject(needed);
+    if (!wanted)
+        return true; /* nothing to do, or Redis is away: the sweep comes back */
     pw_token_store_key(k_lock, sizeof(k_lock), account_id, "replay_lock");
     snprintf(owner, sizeof(owner), "%s/%ld", p->conf->worker_id, random());
     /* One replayer per account: two would answer the same post twice. */

@@ -102,7 +102,7 @@ def run(name, spec, args, workdir):
     keys = harness.write_keyring(workdir / f"keys-{name}", [harness.new_key("bench")])
     env = harness.make_worker_env(topics, keys, args.redis, args.kafka, args.threads,
                                   WORKER_CONCURRENCY=spec["concurrency"], LOG_LEVEL="warn",
-                                  REDIS_POOL_SIZE=32)
+                                  REDIS_POOL_SIZE=64)
     nonce = secrets.token_hex(3)  # fresh accounts and post ids: no records from earlier runs
     accounts = [f"bench-{name}-{nonce}-{i}" for i in range(spec["accounts"])]
     users = connect(fake, env, accounts)
