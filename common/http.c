@@ -31,6 +31,13 @@ void pw_http_destroy(pw_http_t *http)
     free(http);
 }
 
+long pw_http_set_timeout(pw_http_t *http, long timeout_ms)
+{
+    long previous = http->timeout_ms;
+    http->timeout_ms = timeout_ms;
+    return previous;
+}
+
 void pw_http_response_clear(pw_http_response_t *resp)
 {
     free(resp->body);

@@ -29,6 +29,9 @@ typedef struct pw_http_response_s {
 /** @brief A client; caller frees with pw_http_destroy(). */
 pw_http_t *pw_http_new(long connect_timeout_ms, long timeout_ms);
 void pw_http_destroy(pw_http_t *http);
+/** @brief The total timeout of the next requests; returns the previous one
+ *  (the caller may restore it). */
+long pw_http_set_timeout(pw_http_t *http, long timeout_ms);
 
 /** @brief POSTs params as application/x-www-form-urlencoded; an optional
  *  basic_auth "user:password" is sent as HTTP Basic.

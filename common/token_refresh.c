@@ -94,15 +94,18 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
     pw_http_response_t resp;
     int rc;
     const char *endpoint;
+    if (cur->refresh_method == PW_REFRESH_OAUTH2 &&
+        (!conf->oauth2_token_url || !cur->refresh_token)) {
+        pw_api_error_classify("POST {OAUTH2_TOKEN_URL}", 400, NULL, -1, NULL, err);
+        snprintf(err->message, sizeof(err->message), "%s",
+                 cur->refresh_token ? "OAUTH2_TOKEN_URL is not set" : "no refresh token");
+        return cur->refresh_token ? PW_RF_TRANSIENT : PW_RF_TERMINAL;
+    }
     int64_t t0 = pw_mono_ms();
+    /* Well under the lock's lifetime: a slow platform must not outlive it. */
+    long saved_timeout = pw_http_set_timeout(http, PW_REFRESH_HTTP_TIMEOUT_MS);
     if (cur->refresh_method == PW_REFRESH_OAUTH2) {
         endpoint = "POST {OAUTH2_TOKEN_URL}";
-        if (!conf->oauth2_token_url || !cur->refresh_token) {
-            pw_api_error_classify(endpoint, 400, NULL, -1, NULL, err);
-            snprintf(err->message, sizeof(err->message), "%s",
-                     cur->refresh_token ? "OAUTH2_TOKEN_URL is not set" : "no refresh token");
-            return cur->refresh_token ? PW_RF_TRANSIENT : PW_RF_TERMINAL;
-        }
         const pw_http_param_t params[] = {
             {"grant_type", "refresh_token"},
             {"refresh_token", pw_secret_reveal(cur->refresh_token)},
@@ -128,6 +131,7 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
         rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), &resp);
         free(url);
     }
+    pw_http_set_timeout(http, saved_timeout);
     pw_metrics_api_call(cur->refresh_method == PW_REFRESH_OAUTH2 ? PW_EPM_OAUTH2 : PW_EPM_REFRESH,
                         resp.status, (double)(pw_mono_ms() - t0) / 1000);
     long expires_in = 0;
@@ -237,8 +241,7 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
     }
     pw_token_t next = *cur;
     next.access_token = next.refresh_token = NULL;
-    pw_http_t *rhttp = http;
-    pw_rf_status_t st = pw_refresh_call(rf, rhttp, cur, &next, err);
+    pw_rf_status_t st = pw_refresh_call(rf, http, cur, &next, err);
     if (st == PW_RF_REFRESHED) {
         pw_ts_status_t ws =
             pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
