@@ -303,11 +303,12 @@ static int pw_consumer_close_bounded(rd_kafka_t *rk, int timeout_ms)
 
 static void pw_worker_close(pw_worker_t *w)
 {
-    atomic_store(&w->pipeline.stopping, true); /* only long waits look at it */
-    pw_sweep_destroy(w->sweep);
-    atomic_store(&w->pipeline.stopping, false);
+    /* Drain first: it stops new posts before it tells long waits to give up,
+     * so no account's next post can start behind an abandoned one. */
     if (w->sched && w->consumer && w->producer)
         pw_worker_drain(w);
+    atomic_store(&w->pipeline.stopping, true); /* the sweep's waits give up too */
+    pw_sweep_destroy(w->sweep);
     if (w->consumer && !w->ever_assigned) {
         /* librdkafka < 2.3 aborts closing a cooperative-sticky consumer whose
          * first join is still pending (confluentinc/librdkafka#4312). It holds
