@@ -48,6 +48,7 @@ typedef struct pw_worker_s {
 
 /* Messages buffered per post in flight before partitions pause. */
 #define PW_BUFFER_FACTOR 4
+#define PW_BUFFER_MIN 1024
 
 static const pw_sched_ops_t pw_worker_sched_ops = {
     .thread_init = pw_pipeline_thread_init,
@@ -179,6 +180,8 @@ static void pw_worker_backpressure(pw_worker_t *w)
     int in_flight = pw_sched_in_flight(w->sched);
     /* A deep buffer keeps every thread fed while paused partitions refetch. */
     int limit = (int)w->conf->worker_concurrency * PW_BUFFER_FACTOR;
+    if (limit < PW_BUFFER_MIN)
+        limit = PW_BUFFER_MIN;
     bool want_pause = in_flight >= limit;
     if (want_pause == w->paused || (!want_pause && in_flight > limit * 3 / 4))
         return;

@@ -23,13 +23,24 @@ struct pw_account_queue_s {
     pw_account_queue_t *next_in_bucket;
 };
 
+/* A pool thread. Idle threads wait on a stack, each on its own condition, so
+ * the most recently busy (cache-warm) thread takes the next job and the rest
+ * stay asleep when there is little to do. */
+typedef struct pw_slot_s {
+    pw_sched_t *sched;
+    pthread_t thread;
+    pthread_cond_t wake;
+    bool idle; /* on the idle stack */
+    struct pw_slot_s *next_idle;
+} pw_slot_t;
+
 struct pw_sched_s {
     pthread_mutex_t lock;
-    pthread_cond_t work;    /* a job became ready, or stopping */
     pthread_cond_t settled; /* a job finished or was delivered */
     const pw_sched_ops_t *ops;
     void *opaque;
-    pthread_t *threads;
+    pw_slot_t *slots;
+    pw_slot_t *idle_top;
     int thread_count;
     bool stopping;
     bool starting_stopped;
@@ -109,7 +120,12 @@ static void pw_ready_push(pw_sched_t *sched, pw_job_t *job)
     else
         sched->ready_head = job;
     sched->ready_tail = job;
-    pthread_cond_signal(&sched->work);
+    pw_slot_t *slot = sched->idle_top;
+    if (slot) {
+        sched->idle_top = slot->next_idle;
+        slot->idle = false;
+        pthread_cond_signal(&slot->wake);
+    }
 }
 
 /* ---- partitions and commit tracking ---- */
@@ -203,14 +219,28 @@ static void pw_job_finished(pw_sched_t *sched, pw_job_t *job, bool finished)
 
 static void *pw_sched_thread(void *arg)
 {
-    pw_sched_t *sched = arg;
+    pw_slot_t *slot = arg;
+    pw_sched_t *sched = slot->sched;
     void *state = sched->ops->thread_init ? sched->ops->thread_init(sched->opaque) : NULL;
     pthread_mutex_lock(&sched->lock);
     for (;;) {
-        while (!sched->stopping && !sched->ready_head)
-            pthread_cond_wait(&sched->work, &sched->lock);
+        while (!sched->stopping && !sched->ready_head) {
+            if (!slot->idle) { /* not after a spurious wake-up: it is still stacked */
+                slot->idle = true;
+                slot->next_idle = sched->idle_top;
+                sched->idle_top = slot;
+            }
+            pthread_cond_wait(&slot->wake, &sched->lock);
+        }
         if (sched->stopping)
             break;
+        if (slot->idle) { /* took a job without being woken: leave the stack */
+            pw_slot_t **pp = &sched->idle_top;
+            while (*pp != slot)
+                pp = &(*pp)->next_idle;
+            *pp = slot->next_idle;
+            slot->idle = false;
+        }
         pw_job_t *job = sched->ready_head;
         sched->ready_head = job->ready_next;
         if (!sched->ready_head)
@@ -234,19 +264,21 @@ pw_sched_t *pw_sched_new(int threads, const pw_sched_ops_t *ops, void *opaque)
 {
     pw_sched_t *sched = pw_calloc(1, sizeof(*sched));
     pthread_mutex_init(&sched->lock, NULL);
-    pthread_cond_init(&sched->work, NULL);
     pthread_cond_init(&sched->settled, NULL);
     sched->ops = ops;
     sched->opaque = opaque;
     sched->bucket_count = 256;
     sched->buckets = pw_calloc(sched->bucket_count, sizeof(*sched->buckets));
-    sched->threads = pw_calloc((size_t)threads, sizeof(pthread_t));
+    sched->slots = pw_calloc((size_t)threads, sizeof(pw_slot_t));
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     /* Hundreds of threads: small stacks keep the resident size low. */
     pthread_attr_setstacksize(&attr, 256 * 1024);
     for (int i = 0; i < threads; i++) {
-        if (pthread_create(&sched->threads[i], &attr, pw_sched_thread, sched) != 0)
+        pw_slot_t *slot = &sched->slots[i];
+        slot->sched = sched;
+        pthread_cond_init(&slot->wake, NULL);
+        if (pthread_create(&slot->thread, &attr, pw_sched_thread, slot) != 0)
             abort();
         sched->thread_count++;
     }
@@ -260,11 +292,14 @@ void pw_sched_destroy(pw_sched_t *sched)
         return;
     pthread_mutex_lock(&sched->lock);
     sched->stopping = true;
-    pthread_cond_broadcast(&sched->work);
-    pthread_mutex_unlock(&sched->lock);
     for (int i = 0; i < sched->thread_count; i++)
-        pthread_join(sched->threads[i], NULL);
-    free(sched->threads);
+        pthread_cond_signal(&sched->slots[i].wake);
+    pthread_mutex_unlock(&sched->lock);
+    for (int i = 0; i < sched->thread_count; i++) {
+        pthread_join(sched->slots[i].thread, NULL);
+        pthread_cond_destroy(&sched->slots[i].wake);
+    }
+    free(sched->slots);
     for (pw_partition_t *p = sched->partitions, *next; p; p = next) {
         next = p->next;
         for (pw_job_t *job = p->head, *jn; job; job = jn) {
@@ -283,7 +318,6 @@ void pw_sched_destroy(pw_sched_t *sched)
     }
     free(sched->buckets);
     pthread_mutex_destroy(&sched->lock);
-    pthread_cond_destroy(&sched->work);
     pthread_cond_destroy(&sched->settled);
     free(sched);
 }
