@@ -243,8 +243,14 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
     next.access_token = next.refresh_token = NULL;
     pw_rf_status_t st = pw_refresh_call(rf, http, cur, &next, err);
     if (st == PW_RF_REFRESHED) {
-        pw_ts_status_t ws =
-            pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
+        /* A rotated refresh token exists only in our hands now: retry a
+         * failed write while the lock is ours rather than lose it. */
+        pw_ts_status_t ws = PW_TS_ERROR;
+        for (int tries = 0; tries < 5 && ws == PW_TS_ERROR; tries++) {
+            if (tries)
+                nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+            ws = pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
+        }
         if (ws == PW_TS_OK) {
             pw_token_t *fresh = NULL;
             if (pw_token_store_get(rf->tokens, used->account_id, &fresh, errstr, sizeof(errstr)) ==
@@ -252,6 +258,11 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
                 *out = fresh;
             else
                 st = PW_RF_TRANSIENT;
+        } else if (ws == PW_TS_ERROR) {
+            pw_log_error("refreshed token could not be stored",
+                         PW_F_STR("account_id", used->account_id), PW_F_STR("error", errstr));
+            pw_api_error_classify("redis", 0, NULL, -1, errstr, err);
+            st = PW_RF_TRANSIENT;
         } else {
             /* A newer write won (a token put): ours is stale, theirs stands. */
             pw_log_warn("refreshed token not stored", PW_F_STR("account_id", used->account_id),

@@ -19,12 +19,16 @@ static pw_redis_script_t pw_untrack_script = {
         "return 0\n",
 };
 
-/* KEYS: account, parked. ARGV: value. Parks the value if the account is not
- * active or already has parked posts; returns {parked, reason}. Atomic, so a
- * post either joins the back of the list or finds it empty for good. */
+/* KEYS: account, parked. ARGV: value, force. Parks the value if forced, if
+ * the account is not active or if it already has parked posts; returns
+ * {parked, reason}. Atomic, so a post either joins the back of the list or
+ * finds it empty for good. Forced: the post failed for auth reasons just now,
+ * even if a token put made the account active meanwhile (the sweep then
+ * replays it). */
 static pw_redis_script_t pw_park_if_needed_script = {
     .source = "local status = redis.call('HGET', KEYS[1], 'status')\n"
-              "if (status and status ~= 'active') or redis.call('LLEN', KEYS[2]) > 0 then\n"
+              "if ARGV[2] == '1' or (status and status ~= 'active') or"
+              " redis.call('LLEN', KEYS[2]) > 0 then\n"
               "  redis.call('RPUSH', KEYS[2], ARGV[1])\n"
               "  return {1, redis.call('HGET', KEYS[1], 'reason') or ''}\n"
               "end\n"
@@ -139,12 +143,13 @@ static bool pw_park_if_needed_as(pw_pipeline_t *p, pw_job_t *job, const pw_reque
                                  int *parked, const pw_api_error_t *err, int attempts,
                                  bool token_refreshed)
 {
+    const char *force = err ? "1" : "0"; /* an auth failure of this very post */
     char k_account[200], k_parked[200];
     pw_token_store_key(k_account, sizeof(k_account), req->account_id, "account");
     pw_token_store_key(k_parked, sizeof(k_parked), req->account_id, "parked");
     const char *keys[] = {k_account, k_parked};
-    const char *args[] = {job->value};
-    redisReply *reply = pw_park_eval(p, &pw_park_if_needed_script, 2, keys, 1, args);
+    const char *args[] = {job->value, force};
+    redisReply *reply = pw_park_eval(p, &pw_park_if_needed_script, 2, keys, 2, args);
     if (!reply)
         return false;
     *parked = (int)reply->element[0]->integer;
@@ -205,21 +210,23 @@ bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_
     return true;
 }
 
-void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+bool pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
                   const pw_account_t *account, int attempts)
 {
-    (void)account;
-    (void)attempts;
     int parked = 0;
-    if (pw_park_if_needed(p, job, req, &parked) && !parked) {
+    if (!pw_park_if_needed(p, job, req, &parked))
+        return false;
+    if (!parked) {
         /* Active with an empty list but no usable token: mark, then park. */
         pw_api_error_t err;
         pw_api_error_classify(PW_EP_CREATE, 0, NULL, -1, "account has no usable token", &err);
         err.cls = PW_EC_AUTH;
         err.auth = PW_AUTH_INVALID_TOKEN;
         err.http_status = -1;
-        pw_park_on_auth_failure(p, job, req, (pw_account_t *)account, &err, attempts, false, false);
+        return pw_park_on_auth_failure(p, job, req, (pw_account_t *)account, &err, attempts, false,
+                                       false);
     }
+    return true;
 }
 
 void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
@@ -262,7 +269,7 @@ void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_
         pw_pipeline_alert(p, job, "repeated_auth_failure", req->account_id, err, NULL, count);
 }
 
-void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+bool pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
                              pw_account_t *account, const pw_api_error_t *err, int attempts,
                              bool token_refreshed, bool logged)
 {
@@ -270,9 +277,8 @@ void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t
     if (!logged)
         pw_park_log_auth_failure(p, job, req, err);
     pw_park_mark(p, job, req->account_id, err, pw_auth_kind_name(err->auth));
-    int parked = 0;
-    if (!pw_park_if_needed_as(p, job, req, &parked, err, attempts, token_refreshed) || !parked)
-        pw_log_error("post neither parked nor published", PW_F_STR("post_id", req->post_id));
+    int parked = 0; /* forced: it parks unless the worker is stopping */
+    return pw_park_if_needed_as(p, job, req, &parked, err, attempts, token_refreshed);
 }
 
 /* Publishes the parked posts; the caller holds the replay lock. */

@@ -34,13 +34,15 @@ bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_
  *  parked; *parked says whether it did. @returns false when stopping. */
 bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked);
 
-/** @brief Parks req of an account without a usable token, marking it. */
-void pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+/** @brief Parks req of an account without a usable token, marking it.
+ *  @returns false when the worker is stopping (the post is not parked). */
+bool pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
                   const pw_account_t *account, int attempts);
 
 /** @brief An auth or permission failure of the publish step: logs it, counts
- *  it, marks the account and parks the post. */
-void pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
+ *  it, marks the account and parks the post (even if a token put made the
+ *  account active meanwhile). @returns false when stopping (not parked). */
+bool pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
                              pw_account_t *account, const pw_api_error_t *err, int attempts,
                              bool token_refreshed, bool logged);
 /** @brief Logs an auth failure (timestamp, account, endpoint, HTTP status,

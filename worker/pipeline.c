@@ -210,10 +210,8 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         return false; /* stopping while Redis was away */
     if (parked)
         return true;
-    if (!account.token) {
-        pw_park_post(p, job, req, &account, 0);
-        return true;
-    }
+    if (!account.token)
+        return pw_park_post(p, job, req, &account, 0);
     pw_result_t result = {.attempts = 0};
     pw_api_error_t rerr;
     int64_t now_s = pw_now_ms() / 1000;
@@ -276,6 +274,7 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
             return false;
         }
     }
+    bool finished = true;
     switch (out) {
     case PW_PUB_PUBLISHED:
     case PW_PUB_DUPLICATE:
@@ -286,8 +285,8 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         pw_pipeline_result(p, job, req, &result);
         break;
     case PW_PUB_AUTH:
-        pw_park_on_auth_failure(p, job, req, &account, &pub.err, result.attempts,
-                                result.token_refreshed, auth_logged);
+        finished = pw_park_on_auth_failure(p, job, req, &account, &pub.err, result.attempts,
+                                           result.token_refreshed, auth_logged);
         break;
     default: /* FAILED, or RETRY past the limit */
         result.status = "failed";
@@ -297,7 +296,7 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         break;
     }
     pw_park_account_clear(&account);
-    return true;
+    return finished;
 }
 
 bool pw_pipeline_run(void *opaque, void *thread_state, pw_job_t *job)

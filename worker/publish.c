@@ -170,16 +170,17 @@ pw_pub_outcome_t pw_publish_attempt(pw_publish_t *pub)
     }
     char expected[PW_ID_MAX] = "";
     if (rec.container_id[0]) {
+        /* Asked even when older than 24 h: it may have been published just
+         * before a crash. Only EXPIRED or unknown (100/33) is rebuilt. */
         snprintf(expected, sizeof(expected), "%s", rec.container_id);
-        if (pw_now_ms() - rec.container_at_ms < PW_CONTAINER_MAX_AGE_MS) {
-            pw_container_status_t status;
-            pw_pub_outcome_t out = pw_publish_poll(pub, rec.container_id, &status, false);
-            if (out == PW_PUB_PUBLISHED && status != PW_CONTAINER_EXPIRED)
-                return pw_publish_container(pub, rec.container_id, true);
-            /* An unknown container (100/33) is rebuilt like an expired one. */
-            if (out != PW_PUB_PUBLISHED && !(pub->err.code == 100 && pub->err.subcode == 33))
-                return out;
-        }
+        pw_container_status_t status;
+        pw_pub_outcome_t out = pw_publish_poll(pub, rec.container_id, &status, false);
+        bool old = pw_now_ms() - rec.container_at_ms >= PW_CONTAINER_MAX_AGE_MS;
+        if (out == PW_PUB_PUBLISHED && status != PW_CONTAINER_EXPIRED &&
+            !(old && status != PW_CONTAINER_PUBLISHED))
+            return pw_publish_container(pub, rec.container_id, true);
+        if (out != PW_PUB_PUBLISHED && !(pub->err.code == 100 && pub->err.subcode == 33))
+            return out;
     }
     char id[PW_ID_MAX];
     pw_pub_outcome_t out = pw_publish_create(pub, id);

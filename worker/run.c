@@ -57,6 +57,7 @@ static const pw_sched_ops_t pw_worker_sched_ops = {
 };
 
 static volatile sig_atomic_t pw_signals;
+static volatile sig_atomic_t pw_fatal; /* the producer failed for good: exit 1 */
 
 static void pw_on_signal(int sig)
 {
@@ -111,7 +112,8 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         /* Finish what runs for these partitions, then commit, then let go. */
         rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(parts->cnt);
-        pw_sched_revoke(w->sched, parts, (int)w->conf->shutdown_timeout_s * 1000,
+        /* At shutdown the drain has waited already: don't wait again here. */
+        pw_sched_revoke(w->sched, parts, pw_signals ? 0 : (int)w->conf->shutdown_timeout_s * 1000,
                         pw_worker_serve_reports, w, offsets);
         pw_worker_store_offsets(w, offsets);
         if (offsets->cnt > 0 && !rd_kafka_assignment_lost(rk)) {
@@ -143,6 +145,7 @@ static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
     if (rkm->err) {
         rd_kafka_headers_t *hdrs = NULL;
         rd_kafka_message_headers(rkm, &hdrs);
+        rd_kafka_headers_t *hdrs_copy = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
         pw_log_error("delivery failed; producing again",
                      PW_F_STR("topic", rd_kafka_topic_name(rkm->rkt)),
                      PW_F_STR("error", rd_kafka_err2str(rkm->err)));
@@ -150,11 +153,16 @@ static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_RKT(rkm->rkt), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
             RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hdrs ? rd_kafka_headers_copy(hdrs) : NULL), RD_KAFKA_V_OPAQUE(job),
-            RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(hdrs_copy), RD_KAFKA_V_OPAQUE(job), RD_KAFKA_V_END);
         if (!err)
             return;
-        pw_log_error("giving up on delivery", PW_F_STR("error", rd_kafka_err2str(err)));
+        if (hdrs_copy)
+            rd_kafka_headers_destroy(hdrs_copy);
+        /* Not answered: hold its offset back rather than commit past it. */
+        pw_log_error("delivery failed for good; the request will be redelivered",
+                     PW_F_STR("error", rd_kafka_err2str(err)));
+        pw_sched_failed(w->sched, job);
+        return;
     }
     pw_sched_delivered(w->sched, job);
 }
@@ -162,6 +170,13 @@ static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
 /* Readiness: Redis answers and the consumer is a member of its group. */
 static void pw_worker_check_ready(pw_worker_t *w)
 {
+    char reason[512];
+    if (rd_kafka_fatal_error(w->producer, reason, sizeof(reason))) {
+        /* An idempotent producer that failed for good answers nothing more. */
+        pw_log_error("producer failed for good; shutting down", PW_F_STR("error", reason));
+        pw_fatal = 1;
+        pw_signals = 1;
+    }
     char errstr[512];
     int redis_ok = pw_redis_ping(w->redis, errstr, sizeof(errstr)) == 0;
     if (!redis_ok)
@@ -318,10 +333,14 @@ static void pw_worker_close(pw_worker_t *w)
          * nothing to commit: leave it to the session timeout. */
         pw_log_warn("leaving before the first assignment; skipping consumer close");
     } else if (w->consumer) {
-        if (pw_consumer_close_bounded(w->consumer, 10000) == 0)
+        if (pw_consumer_close_bounded(w->consumer, 10000) == 0) {
             rd_kafka_destroy(w->consumer);
-        else
+        } else {
+            /* The close thread may still be revoking: leave what it uses. */
             pw_log_warn("consumer close timed out; leaving without a clean group exit");
+            w->producer = NULL;
+            w->sched = NULL;
+        }
     }
     if (w->producer) {
         rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, 10000);
@@ -396,6 +415,8 @@ int pw_cmd_run(void)
         pw_log_info("worker stopping");
     }
     pw_worker_close(&w);
+    if (exit_code == 0 && pw_fatal)
+        exit_code = 1;
     if (exit_code == 0)
         pw_log_info("worker stopped");
     return exit_code;

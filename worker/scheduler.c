@@ -414,6 +414,15 @@ static void pw_offsets_add(rd_kafka_topic_partition_list_t *list, pw_partition_t
     p->dirty = false;
 }
 
+void pw_sched_failed(pw_sched_t *sched, pw_job_t *job)
+{
+    pthread_mutex_lock(&sched->lock);
+    job->abandoned = true; /* its offset stays back: redelivered after a restart */
+    if (--job->pending == 0)
+        pw_job_settle(sched, job);
+    pthread_mutex_unlock(&sched->lock);
+}
+
 int pw_sched_collect_offsets(pw_sched_t *sched, rd_kafka_topic_partition_list_t *list)
 {
     int added = 0;
@@ -439,17 +448,6 @@ void pw_sched_assign(pw_sched_t *sched, const rd_kafka_topic_partition_list_t *p
 /* Removes the partition's jobs that have not started from their queues. */
 static void pw_partition_drop_queued(pw_sched_t *sched, pw_partition_t *p)
 {
-    /* The ready list first: a dropped job must not start. */
-    pw_job_t **pp = &sched->ready_head;
-    sched->ready_tail = NULL;
-    while (*pp) {
-        if ((*pp)->part == p)
-            *pp = (*pp)->ready_next;
-        else {
-            sched->ready_tail = *pp;
-            pp = &(*pp)->ready_next;
-        }
-    }
     for (pw_job_t *job = p->head; job; job = job->part_next) {
         pw_account_queue_t *q = job->queue;
         if (job->running || job->done || job->abandoned || job->pending > 0 || !q)
@@ -465,10 +463,22 @@ static void pw_partition_drop_queued(pw_sched_t *sched, pw_partition_t *p)
         job->queue = NULL;
         job->abandoned = true;
         sched->in_flight--;
-        /* A queue whose running head belongs elsewhere keeps going. */
-        if (q->head && prev == NULL && !q->head->running && !sched->starting_stopped)
+        /* A queue whose new head belongs to a partition we keep goes on. */
+        if (q->head && prev == NULL && !q->head->running && q->head->part != p &&
+            !sched->starting_stopped)
             pw_ready_push(sched, q->head);
         pw_queue_free_if_empty(sched, q);
+    }
+    /* Last, so that no dropped job stays on the ready list to start later. */
+    pw_job_t **pp = &sched->ready_head;
+    sched->ready_tail = NULL;
+    while (*pp) {
+        if ((*pp)->part == p)
+            *pp = (*pp)->ready_next;
+        else {
+            sched->ready_tail = *pp;
+            pp = &(*pp)->ready_next;
+        }
     }
 }
 

@@ -79,6 +79,11 @@ void pw_sched_produced(pw_sched_t *sched, pw_job_t *job);
  *  failed for good). @locality the thread serving producer reports */
 void pw_sched_delivered(pw_sched_t *sched, pw_job_t *job);
 
+/** @brief One of the job's messages could not be delivered at all: the job
+ *  is abandoned, so its offset is never committed (redelivered later).
+ *  @locality the thread serving producer reports */
+void pw_sched_failed(pw_sched_t *sched, pw_job_t *job);
+
 /** @brief Appends offsets that became committable since the last call
  *  (offset = next to consume) to list. @returns how many were added. */
 int pw_sched_collect_offsets(pw_sched_t *sched, rd_kafka_topic_partition_list_t *list);
