@@ -1,9 +1,10 @@
 /* The publish step: Threads' two-step container flow, made to happen once.
  *
  * DESIGN: an attempt reads the post's record first (post_store.h). A post
- * already published is a duplicate; a recorded container younger than 24 h
- * is checked before anything else (PUBLISHED: duplicate; FINISHED: publish
- * it; IN_PROGRESS: wait; EXPIRED or older: rebuild; ERROR: media failure).
+ * already published is a duplicate; a recorded container is asked for its
+ * status before anything else, whatever its age (PUBLISHED: duplicate;
+ * FINISHED and younger than 24 h: publish it; IN_PROGRESS: wait; EXPIRED,
+ * unknown or older than 24 h: rebuild; ERROR: media failure).
  * Otherwise the containers are created (carousel children first), the
  * container id is recorded with compare-and-set, and only then published.
  * TEXT and IMAGE containers are usually ready at once, so they are published
