@@ -145,7 +145,8 @@ static int pw_config_set(pw_config_t *conf, const pw_config_var_t *var, const ch
         return 0;
     case PW_CV_URL:
         if (pw_config_check_url(var->name, value) == -1) {
-            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not a %s URL", var->name, value,
+            /* The value may carry a password (redis://:secret@host): not echoed. */
+            pw_config_problem(errstr, errstr_size, "%s: not a %s URL", var->name,
                               strcmp(var->name, "REDIS_URL") ? "http(s)://" : "redis://");
             return -1;
         }

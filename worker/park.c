@@ -102,7 +102,6 @@ bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_
             /* Nothing to publish with: only a token put can help. */
             pw_log_warn("account has no usable token", PW_F_STR("account_id", req->account_id),
                         PW_F_STR("error", errstr));
-            snprintf(account->reason, sizeof(account->reason), "no_token");
             break;
         }
         pw_log_warn("redis failed reading token; retrying", PW_F_STR("error", errstr));
@@ -202,7 +201,6 @@ bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_
         if (st != PW_TS_OK) {
             pw_log_warn("account has no usable token", PW_F_STR("account_id", req->account_id),
                         PW_F_STR("error", errstr));
-            snprintf(account->reason, sizeof(account->reason), "no_token");
         }
         pw_post_record_from_reply(reply->element[3], rec);
     }
@@ -210,23 +208,14 @@ bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_
     return true;
 }
 
-bool pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                  const pw_account_t *account, int attempts)
+bool pw_park_without_token(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req)
 {
-    int parked = 0;
-    if (!pw_park_if_needed(p, job, req, &parked))
-        return false;
-    if (!parked) {
-        /* Active with an empty list but no usable token: mark, then park. */
-        pw_api_error_t err;
-        pw_api_error_classify(PW_EP_CREATE, 0, NULL, -1, "account has no usable token", &err);
-        err.cls = PW_EC_AUTH;
-        err.auth = PW_AUTH_INVALID_TOKEN;
-        err.http_status = -1;
-        return pw_park_on_auth_failure(p, job, req, (pw_account_t *)account, &err, attempts, false,
-                                       false);
-    }
-    return true;
+    /* pw_park_begin() found the account active with nothing parked: mark it. */
+    pw_api_error_t err;
+    pw_api_error_classify(PW_EP_CREATE, 0, NULL, -1, "account has no usable token", &err);
+    err.cls = PW_EC_AUTH;
+    err.auth = PW_AUTH_INVALID_TOKEN;
+    return pw_park_on_auth_failure(p, job, req, &err, 0, false, false);
 }
 
 void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
@@ -270,10 +259,9 @@ void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_
 }
 
 bool pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                             pw_account_t *account, const pw_api_error_t *err, int attempts,
-                             bool token_refreshed, bool logged)
+                             const pw_api_error_t *err, int attempts, bool token_refreshed,
+                             bool logged)
 {
-    (void)account;
     if (!logged)
         pw_park_log_auth_failure(p, job, req, err);
     pw_park_mark(p, job, req->account_id, err, pw_auth_kind_name(err->auth));

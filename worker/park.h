@@ -15,7 +15,6 @@
 
 typedef struct pw_account_s {
     pw_token_t *token; /* NULL when the account has no usable token */
-    char reason[256];
 } pw_account_t;
 
 /** @brief Reads the account's token and status, retrying while Redis is
@@ -36,15 +35,14 @@ bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
 
 /** @brief Parks req of an account without a usable token, marking it.
  *  @returns false when the worker is stopping (the post is not parked). */
-bool pw_park_post(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                  const pw_account_t *account, int attempts);
+bool pw_park_without_token(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req);
 
 /** @brief An auth or permission failure of the publish step: logs it, counts
  *  it, marks the account and parks the post (even if a token put made the
  *  account active meanwhile). @returns false when stopping (not parked). */
 bool pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                             pw_account_t *account, const pw_api_error_t *err, int attempts,
-                             bool token_refreshed, bool logged);
+                             const pw_api_error_t *err, int attempts, bool token_refreshed,
+                             bool logged);
 /** @brief Logs an auth failure (timestamp, account, endpoint, HTTP status,
  *  code, subcode, fbtrace_id) and counts it towards repeated_auth_failure. */
 void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,

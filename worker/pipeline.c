@@ -211,7 +211,7 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
     if (parked)
         return true;
     if (!account.token)
-        return pw_park_post(p, job, req, &account, 0);
+        return pw_park_without_token(p, job, req);
     pw_result_t result = {.attempts = 0};
     pw_api_error_t rerr;
     int64_t now_s = pw_now_ms() / 1000;
@@ -285,7 +285,7 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         pw_pipeline_result(p, job, req, &result);
         break;
     case PW_PUB_AUTH:
-        finished = pw_park_on_auth_failure(p, job, req, &account, &pub.err, result.attempts,
+        finished = pw_park_on_auth_failure(p, job, req, &pub.err, result.attempts,
                                            result.token_refreshed, auth_logged);
         break;
     default: /* FAILED, or RETRY past the limit */

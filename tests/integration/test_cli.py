@@ -58,12 +58,13 @@ def test_version(run_cli):
 
 def test_check_config_reports_every_problem_naming_the_variable(run_cli):
     res = run_cli(["check-config"], env=clean_env(
-        WORKER_CONCURRENCY="lots", LOG_LEVEL="chatty", REDIS_URL="mysql://x",
+        WORKER_CONCURRENCY="lots", LOG_LEVEL="chatty", REDIS_URL="mysql://:hunter2@x",
         METRICS_ADDR="9102", RDKAFKA_NOT_A_PROPERTY="1"))
     assert res.returncode == 2
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "TOKEN_KEYS_FILE", "WORKER_CONCURRENCY",
                  "LOG_LEVEL", "REDIS_URL", "METRICS_ADDR", "RDKAFKA_NOT_A_PROPERTY"):
         assert name in res.stderr, name
+    assert "hunter2" not in res.stderr  # a bad URL is named, never echoed: it may hold a password
 
 
 @pytest.mark.parametrize("content,expect", [
