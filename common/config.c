@@ -72,7 +72,7 @@ const pw_config_var_t pw_config_vars[] = {
     {"SHUTDOWN_TIMEOUT_S", "25", PW_CV_INT, 0, 1, 600, PW_CV_OFF(shutdown_timeout_s),
      "bound on finishing in-flight posts at shutdown or revoke"},
     {"REDIS_POOL_SIZE", "16", PW_CV_INT, 0, 1, 1024, PW_CV_OFF(redis_pool_size),
-     "Redis connections per process"},
+     "blocking Redis connections (sweep, probes) besides one per loop thread"},
     {"POST_RECORD_TTL_S", "7776000", PW_CV_INT, 0, 86400, 315360000, PW_CV_OFF(post_record_ttl_s),
      "how long a post's publication record guards against a second publication"},
     {"TOKEN_SWEEP_INTERVAL_S", "60", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(token_sweep_interval_s),

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+
+#include "fiber.h"
 
 struct pw_http_s {
     CURL *curl;
@@ -107,6 +110,148 @@ static char *pw_http_encode(CURL *curl, const pw_http_param_t *params, size_t co
     return out;
 }
 
+/* ---- requests from fibers: one curl multi per loop thread ----
+ * A fiber adds its easy handle to its loop's multi and waits; the loop feeds
+ * socket events and the multi's timer to curl_multi_socket_action() and wakes
+ * the fiber when its transfer is done. The multi's connection cache is shared
+ * by the loop's fibers, so connections stay open across posts. */
+
+typedef struct pw_http_loop_s {
+    pw_loop_t *loop;
+    CURLM *multi;
+    pw_loop_timer_t timer;
+} pw_http_loop_t;
+
+typedef struct {
+    pw_loop_watch_t watch;
+    pw_http_loop_t *hl;
+} pw_http_socket_t;
+
+typedef struct {
+    pw_fiber_t *fiber;
+    bool done;
+    CURLcode result;
+} pw_http_wait_t;
+
+static _Thread_local pw_http_loop_t *pw_http_this_loop;
+
+static void pw_http_check_done(pw_http_loop_t *hl)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(hl->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        pw_http_wait_t *w = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&w);
+        curl_multi_remove_handle(hl->multi, easy); /* msg is gone after this */
+        w->result = result;
+        w->done = true;
+        pw_fiber_wake(w->fiber);
+    }
+}
+
+static void pw_http_on_ready(void *arg, uint32_t revents)
+{
+    pw_http_socket_t *sock = arg;
+    pw_http_loop_t *hl = sock->hl; /* sock may be freed by the action */
+    int mask = (revents & EPOLLIN ? CURL_CSELECT_IN : 0) |
+               (revents & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+               (revents & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+    int running;
+    curl_multi_socket_action(hl->multi, sock->watch.fd, mask, &running);
+    pw_http_check_done(hl);
+}
+
+static int pw_http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    pw_http_loop_t *hl = userp;
+    pw_http_socket_t *sock = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sock) {
+            pw_loop_watch_set(hl->loop, &sock->watch, 0);
+            curl_multi_assign(hl->multi, fd, NULL);
+            free(sock);
+        }
+        return 0;
+    }
+    if (!sock) {
+        sock = pw_calloc(1, sizeof(*sock));
+        sock->watch = (pw_loop_watch_t){.fd = fd, .on_ready = pw_http_on_ready, .arg = sock};
+        sock->hl = hl;
+        curl_multi_assign(hl->multi, fd, sock);
+    }
+    uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    pw_loop_watch_set(hl->loop, &sock->watch, events);
+    return 0;
+}
+
+static void pw_http_on_timer(void *arg)
+{
+    pw_http_loop_t *hl = arg;
+    int running;
+    curl_multi_socket_action(hl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    pw_http_check_done(hl);
+}
+
+static int pw_http_on_timer_change(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    pw_http_loop_t *hl = userp;
+    if (timeout_ms < 0)
+        pw_loop_timer_disarm(hl->loop, &hl->timer);
+    else
+        pw_loop_timer_arm(hl->loop, &hl->timer, pw_mono_ms() + timeout_ms);
+    return 0;
+}
+
+static void pw_http_loop_free(void *arg)
+{
+    pw_http_loop_t *hl = arg;
+    curl_multi_cleanup(hl->multi); /* closes cached connections (removes their watches) */
+    pw_loop_timer_disarm(hl->loop, &hl->timer);
+    free(hl);
+    pw_http_this_loop = NULL;
+}
+
+static pw_http_loop_t *pw_http_loop_get(void)
+{
+    if (pw_http_this_loop)
+        return pw_http_this_loop;
+    pw_http_loop_t *hl = pw_calloc(1, sizeof(*hl));
+    hl->loop = pw_loop_current();
+    hl->multi = curl_multi_init();
+    if (!hl->multi)
+        abort(); /* fails only on allocation */
+    hl->timer = (pw_loop_timer_t){.on_expiry = pw_http_on_timer, .arg = hl};
+    curl_multi_setopt(hl->multi, CURLMOPT_SOCKETFUNCTION, pw_http_on_socket);
+    curl_multi_setopt(hl->multi, CURLMOPT_SOCKETDATA, hl);
+    curl_multi_setopt(hl->multi, CURLMOPT_TIMERFUNCTION, pw_http_on_timer_change);
+    curl_multi_setopt(hl->multi, CURLMOPT_TIMERDATA, hl);
+    /* One request per connection, as with an easy handle of its own: no
+     * HTTP/2 multiplexing of a whole loop's calls onto one connection. */
+    curl_multi_setopt(hl->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    pw_loop_at_exit(hl->loop, pw_http_loop_free, hl);
+    pw_http_this_loop = hl;
+    return hl;
+}
+
+/* curl_easy_perform() for a fiber: the transfer runs on the loop. */
+static CURLcode pw_http_perform_on_loop(CURL *curl, pw_fiber_t *fiber)
+{
+    pw_http_loop_t *hl = pw_http_loop_get();
+    pw_http_wait_t w = {.fiber = fiber};
+    curl_easy_setopt(curl, CURLOPT_PRIVATE, (char *)&w);
+    if (curl_multi_add_handle(hl->multi, curl) != CURLM_OK)
+        return CURLE_OUT_OF_MEMORY; /* the only way adding a fresh handle fails */
+    while (!w.done)
+        pw_fiber_wait();
+    return w.result;
+}
+
 static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
 {
     CURL *curl = http->curl;
@@ -122,7 +267,8 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "publish-worker/" PW_VERSION);
-    CURLcode rc = curl_easy_perform(curl);
+    pw_fiber_t *fiber = pw_fiber_current();
+    CURLcode rc = fiber ? pw_http_perform_on_loop(curl, fiber) : curl_easy_perform(curl);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
     if (rc != CURLE_OK) {
         snprintf(resp->error, sizeof(resp->error), "%s%s%s", curl_easy_strerror(rc),

@@ -1,9 +1,12 @@
 /* HTTP client: libcurl easy handles with keep-alive and hard timeouts.
  *
- * DESIGN: one pw_http_t per thread (an easy handle is not shareable), reused
- * across requests so connections stay open. Every request has a connect and
- * a total timeout. Parameters are URL-encoded by libcurl; a secret goes in a
- * POST form body or a GET query, and this module never logs a URL. */
+ * DESIGN: one pw_http_t per thread or fiber (an easy handle is not
+ * shareable), reused across requests. On a fiber (fiber.h) the transfer runs
+ * on the loop's curl multi, whose connection cache the loop's fibers share,
+ * and the fiber waits; elsewhere curl_easy_perform() blocks and the handle
+ * keeps its own connections. Every request has a connect and a total timeout. Parameters are
+ * URL-encoded by libcurl; a secret goes in a POST form body or a GET query, and this module never
+ * logs a URL. */
 #ifndef PW_HTTP_H
 #define PW_HTTP_H
 

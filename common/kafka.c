@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "fiber.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -155,7 +155,7 @@ int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const v
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         /* Only sleep: polling here would run delivery reports on this thread. */
-        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
+        pw_sleep_ms(20);
     }
     if (err) {
         if (copy)

@@ -1,14 +1,22 @@
 /* Redis access: URL parsing, a bounded pool of hiredis connections, scripts. */
 #include "redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <hiredis/async.h>
+#include <netdb.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
+#include "fiber.h"
 #include "secret.h"
+
+typedef struct pw_redis_async_s pw_redis_async_t;
 
 struct pw_redis_s {
     char *host;
@@ -25,7 +33,14 @@ struct pw_redis_s {
     int idle_count;
     int capacity;  /* pool_size */
     int available; /* slots not handed out: idle ones plus ones not yet opened */
+
+    /* Fibers: one pipelined connection per loop, touched only by that loop's
+     * thread; freed when the loop ends. */
+    pw_redis_async_t *async[PW_LOOP_MAX];
+    int timeout_ms;
 };
+
+static pthread_mutex_t pw_redis_script_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Splits redis://[[user]:password@]host[:port][/db]. */
 static int pw_redis_parse_url(pw_redis_t *redis, const char *url, char *errstr, size_t errstr_size)
@@ -86,6 +101,7 @@ pw_redis_t *pw_redis_new(const char *url, int pool_size, int timeout_ms, char *e
     }
     redis->timeout.tv_sec = timeout_ms / 1000;
     redis->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+    redis->timeout_ms = timeout_ms;
     snprintf(redis->describe, sizeof(redis->describe), "%s:%d/%d", redis->host, redis->port,
              redis->db);
     pthread_mutex_init(&redis->lock, NULL);
@@ -204,9 +220,335 @@ static void pw_redis_release(pw_redis_t *redis, redisContext *c)
     pthread_mutex_unlock(&redis->lock);
 }
 
+/* ---- commands from fibers: one pipelined async connection per loop ----
+ * A fiber queues its command on its loop's connection and waits; replies come
+ * back in order and wake their fibers. A command not answered within the
+ * timeout drops the connection, failing every command still waiting on it,
+ * and the next command reconnects. */
+
+typedef struct pw_redis_wait_s {
+    pw_fiber_t *fiber;
+    redisReply *reply; /* a copy the caller owns; NULL on failure */
+    char error[200];
+    bool done;
+    int64_t deadline_ms;
+    struct pw_redis_wait_s *next;
+} pw_redis_wait_t;
+
+struct pw_redis_async_s {
+    pw_redis_t *redis;
+    pw_loop_t *loop;
+    redisAsyncContext *ac; /* NULL: not connected */
+    pw_loop_watch_t watch;
+    pw_loop_timer_t timer;        /* the oldest waiting command's deadline */
+    pw_redis_wait_t *head, *tail; /* waiting commands, in sending order */
+    const char *dropped_because;  /* set while we drop the connection */
+    bool connecting;              /* AUTH and SELECT not answered yet */
+    struct pw_redis_gate_s *gate; /* fibers waiting for them */
+    char setup_error[256];        /* why the last connection attempt failed */
+};
+
+/* A fiber waiting for the connection to be set up before it sends: commands
+ * pipelined behind a failing SELECT would run on the wrong database. */
+typedef struct pw_redis_gate_s {
+    pw_fiber_t *fiber;
+    bool open;
+    struct pw_redis_gate_s *next;
+} pw_redis_gate_t;
+
+/* hiredis frees a reply when its callback returns: the waiter gets a copy. */
+static redisReply *pw_redis_reply_copy(const redisReply *r)
+{
+    redisReply *copy = pw_calloc(1, sizeof(*copy));
+    copy->type = r->type;
+    copy->integer = r->integer;
+    if (r->str) {
+        copy->str = pw_malloc(r->len + 1);
+        memcpy(copy->str, r->str, r->len);
+        copy->str[r->len] = '\0';
+        copy->len = r->len;
+    }
+    if (r->element) {
+        copy->element = pw_calloc(r->elements ? r->elements : 1, sizeof(redisReply *));
+        copy->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            copy->element[i] = pw_redis_reply_copy(r->element[i]);
+    }
+    return copy;
+}
+
+static void pw_redis_async_rearm(pw_redis_async_t *ra)
+{
+    if (ra->head)
+        pw_loop_timer_arm(ra->loop, &ra->timer, ra->head->deadline_ms);
+    else
+        pw_loop_timer_disarm(ra->loop, &ra->timer);
+}
+
+static void pw_redis_async_on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    pw_redis_async_t *ra = ac->data;
+    pw_redis_wait_t *w = privdata;
+    pw_redis_wait_t **pp = &ra->head, *prev = NULL;
+    while (*pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = w->next;
+    if (ra->tail == w)
+        ra->tail = prev;
+    if (r)
+        w->reply = pw_redis_reply_copy(r);
+    else
+        snprintf(w->error, sizeof(w->error), "%s",
+                 ra->dropped_because ? ra->dropped_because
+                 : ac->err           ? ac->errstr
+                                     : "connection lost");
+    w->done = true;
+    pw_fiber_wake(w->fiber);
+    pw_redis_async_rearm(ra);
+}
+
+static void pw_redis_async_watch(pw_redis_async_t *ra, uint32_t add, uint32_t remove)
+{
+    pw_loop_watch_set(ra->loop, &ra->watch, (ra->watch.events | add) & ~remove);
+}
+static void pw_redis_async_add_read(void *arg)
+{
+    pw_redis_async_watch(arg, EPOLLIN, 0);
+}
+static void pw_redis_async_del_read(void *arg)
+{
+    pw_redis_async_watch(arg, 0, EPOLLIN);
+}
+static void pw_redis_async_add_write(void *arg)
+{
+    pw_redis_async_watch(arg, EPOLLOUT, 0);
+}
+static void pw_redis_async_del_write(void *arg)
+{
+    pw_redis_async_watch(arg, 0, EPOLLOUT);
+}
+
+/* hiredis calls this whenever it frees the context, whatever the reason. */
+static void pw_redis_async_cleanup(void *arg)
+{
+    pw_redis_async_t *ra = arg;
+    pw_redis_async_watch(ra, 0, EPOLLIN | EPOLLOUT);
+    ra->ac = NULL;
+}
+
+static void pw_redis_async_on_ready(void *arg, uint32_t revents)
+{
+    pw_redis_async_t *ra = arg;
+    if (ra->ac && (revents & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        redisAsyncHandleRead(ra->ac);
+    if (ra->ac && (revents & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        redisAsyncHandleWrite(ra->ac);
+}
+
+static void pw_redis_async_on_timer(void *arg)
+{
+    pw_redis_async_t *ra = arg;
+    if (!ra->head || ra->head->deadline_ms > pw_mono_ms() || !ra->ac) {
+        pw_redis_async_rearm(ra);
+        return;
+    }
+    ra->dropped_because = "timed out";
+    redisAsyncFree(ra->ac); /* fails every waiting command */
+    ra->dropped_because = NULL;
+    pw_redis_async_rearm(ra);
+}
+
+/* Sends one command on the connection and waits for its reply. */
+static redisReply *pw_redis_async_roundtrip(pw_redis_async_t *ra, pw_fiber_t *fiber, int argc,
+                                            const char **argv, const size_t *argvlen, char *errstr,
+                                            size_t errstr_size)
+{
+    pw_redis_t *redis = ra->redis;
+    /* On the heap: the connection's list holds it until its reply came. */
+    pw_redis_wait_t *w = pw_calloc(1, sizeof(*w));
+    w->fiber = fiber;
+    w->deadline_ms = pw_mono_ms() + redis->timeout_ms;
+    if (!ra->ac || redisAsyncCommandArgv(ra->ac, pw_redis_async_on_reply, w, argc, argv, argvlen) !=
+                       REDIS_OK) {
+        pw_errstr_set(errstr, errstr_size, "redis %s: %s: connection lost", redis->describe,
+                      argv[0]);
+        free(w);
+        return NULL;
+    }
+    if (ra->tail)
+        ra->tail->next = w;
+    else
+        ra->head = w;
+    ra->tail = w;
+    if (ra->head == w)
+        pw_redis_async_rearm(ra);
+    while (!w->done)
+        pw_fiber_wait();
+    redisReply *reply = w->reply;
+    if (!reply) {
+        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, argv[0], w->error);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, argv[0],
+                      reply->str);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    free(w);
+    return reply;
+}
+
+typedef struct {
+    const char *host;
+    char ip[INET6_ADDRSTRLEN];
+    int rc; /* getaddrinfo()'s */
+} pw_redis_resolve_t;
+
+static void pw_redis_resolve(void *arg)
+{
+    pw_redis_resolve_t *r = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    r->rc = getaddrinfo(r->host, NULL, &hints, &res);
+    if (r->rc != 0)
+        return;
+    const void *addr = res->ai_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    inet_ntop(res->ai_family, addr, r->ip, sizeof(r->ip));
+    freeaddrinfo(res);
+}
+
+static int pw_redis_async_setup(pw_redis_async_t *ra, pw_fiber_t *fiber, int argc,
+                                const char **argv)
+{
+    char errstr[256];
+    redisReply *reply =
+        pw_redis_async_roundtrip(ra, fiber, argc, argv, NULL, errstr, sizeof(errstr));
+    if (!reply) {
+        pw_errstr_set(ra->setup_error, sizeof(ra->setup_error), "%s", errstr);
+        return -1;
+    }
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* Connects, then AUTH and SELECT; fibers that come meanwhile wait at the
+ * gate and share the outcome. */
+static void pw_redis_async_connect(pw_redis_async_t *ra, pw_fiber_t *fiber)
+{
+    pw_redis_t *redis = ra->redis;
+    ra->connecting = true;
+    ra->setup_error[0] = '\0';
+    /* hiredis resolves names with a blocking getaddrinfo(): not on the loop. */
+    pw_redis_resolve_t r = {.host = redis->host};
+    struct in6_addr scratch;
+    if (inet_pton(AF_INET, redis->host, &scratch) == 1 ||
+        inet_pton(AF_INET6, redis->host, &scratch) == 1)
+        snprintf(r.ip, sizeof(r.ip), "%s", redis->host);
+    else
+        pw_fiber_offload(pw_redis_resolve, &r);
+    if (r.rc != 0) {
+        pw_errstr_set(ra->setup_error, sizeof(ra->setup_error), "redis %s: cannot resolve: %s",
+                      redis->describe, gai_strerror(r.rc));
+        goto done;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(r.ip, redis->port);
+    if (!ac || ac->err) {
+        pw_errstr_set(ra->setup_error, sizeof(ra->setup_error), "redis %s: cannot connect: %s",
+                      redis->describe, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        goto done;
+    }
+    ac->data = ra;
+    ac->ev.data = ra;
+    ac->ev.addRead = pw_redis_async_add_read;
+    ac->ev.delRead = pw_redis_async_del_read;
+    ac->ev.addWrite = pw_redis_async_add_write;
+    ac->ev.delWrite = pw_redis_async_del_write;
+    ac->ev.cleanup = pw_redis_async_cleanup;
+    ra->ac = ac;
+    ra->watch = (pw_loop_watch_t){.fd = ac->c.fd, .on_ready = pw_redis_async_on_ready, .arg = ra};
+    if (redis->password) {
+        const char *argv[3] = {"AUTH", redis->user, pw_secret_reveal(redis->password)};
+        int argc = redis->user ? 3 : 2;
+        if (!redis->user)
+            argv[1] = argv[2];
+        if (pw_redis_async_setup(ra, fiber, argc, argv) == -1)
+            goto done;
+    }
+    if (redis->db != 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", redis->db);
+        const char *argv[2] = {"SELECT", db};
+        if (pw_redis_async_setup(ra, fiber, 2, argv) == -1)
+            goto done;
+    }
+done:
+    if (ra->setup_error[0] && ra->ac)
+        redisAsyncFree(ra->ac); /* its cleanup clears ra->ac */
+    ra->connecting = false;
+    for (pw_redis_gate_t *g = ra->gate, *next; g; g = next) {
+        next = g->next;
+        g->open = true;
+        pw_fiber_wake(g->fiber);
+    }
+    ra->gate = NULL;
+}
+
+static void pw_redis_async_free(void *arg)
+{
+    pw_redis_async_t *ra = arg;
+    if (ra->ac)
+        redisAsyncFree(ra->ac);
+    pw_loop_timer_disarm(ra->loop, &ra->timer);
+    ra->redis->async[pw_loop_index(ra->loop)] = NULL;
+    free(ra);
+}
+
+static pw_redis_async_t *pw_redis_async_get(pw_redis_t *redis)
+{
+    pw_loop_t *loop = pw_loop_current();
+    pw_redis_async_t **slot = &redis->async[pw_loop_index(loop)];
+    if (!*slot) {
+        pw_redis_async_t *ra = pw_calloc(1, sizeof(*ra));
+        ra->redis = redis;
+        ra->loop = loop;
+        ra->timer = (pw_loop_timer_t){.on_expiry = pw_redis_async_on_timer, .arg = ra};
+        pw_loop_at_exit(loop, pw_redis_async_free, ra);
+        *slot = ra;
+    }
+    return *slot;
+}
+
+static redisReply *pw_redis_command_on_loop(pw_redis_t *redis, pw_fiber_t *fiber, int argc,
+                                            const char **argv, const size_t *argvlen, char *errstr,
+                                            size_t errstr_size)
+{
+    pw_redis_async_t *ra = pw_redis_async_get(redis);
+    if (ra->connecting) {
+        pw_redis_gate_t g = {.fiber = fiber, .next = ra->gate};
+        ra->gate = &g;
+        while (!g.open)
+            pw_fiber_wait();
+    } else if (!ra->ac) {
+        pw_redis_async_connect(ra, fiber);
+    }
+    if (!ra->ac) {
+        pw_errstr_set(errstr, errstr_size, "%s",
+                      ra->setup_error[0] ? ra->setup_error : "redis: connection lost");
+        return NULL;
+    }
+    return pw_redis_async_roundtrip(ra, fiber, argc, argv, argvlen, errstr, errstr_size);
+}
+
 redisReply *pw_redis_command_argv(pw_redis_t *redis, int argc, const char **argv,
                                   const size_t *argvlen, char *errstr, size_t errstr_size)
 {
+    pw_fiber_t *fiber = pw_fiber_current();
+    if (fiber)
+        return pw_redis_command_on_loop(redis, fiber, argc, argv, argvlen, errstr, errstr_size);
     redisContext *c = pw_redis_acquire(redis, errstr, errstr_size);
     if (!c)
         return NULL;
@@ -242,12 +584,14 @@ redisReply *pw_redis_eval(pw_redis_t *redis, pw_redis_script_t *script, int nkey
                           const char **keys, int nargs, const char **args, char *errstr,
                           size_t errstr_size)
 {
-    /* Hashing is idempotent, so a race between threads on first use is harmless
-     * as long as the write is whole; do it under the pool lock. */
-    pthread_mutex_lock(&redis->lock);
-    if (!script->sha1[0])
-        pw_redis_script_hash(script);
-    pthread_mutex_unlock(&redis->lock);
+    if (!atomic_load_explicit(&script->hashed, memory_order_acquire)) {
+        pthread_mutex_lock(&pw_redis_script_lock);
+        if (!atomic_load_explicit(&script->hashed, memory_order_relaxed)) {
+            pw_redis_script_hash(script);
+            atomic_store_explicit(&script->hashed, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&pw_redis_script_lock);
+    }
 
     int argc = 3 + nkeys + nargs;
     const char **argv = pw_malloc(sizeof(char *) * (size_t)argc);

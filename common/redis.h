@@ -1,14 +1,21 @@
 /* Redis access: a bounded connection pool, commands and Lua scripts.
  *
- * DESIGN: posts in flight share a few connections (REDIS_POOL_SIZE), handed
- * out one caller at a time; a caller that finds the pool empty waits. A
- * connection that failed is closed on release and reopened lazily, so a Redis
- * restart heals by itself. Scripts go by EVALSHA and fall back to EVAL once
- * when the server has not seen them (after a restart or failover). */
+ * DESIGN: fibers (fiber.h) share one connection per loop thread: their
+ * commands are pipelined on it and each fiber waits for its own reply; a
+ * command not answered in time drops the connection (failing the commands
+ * still on it) and the next command reconnects. Other threads (the sweep, the
+ * probes, the CLI) take blocking connections from a bounded pool
+ * (REDIS_POOL_SIZE), one caller at a time, waiting while it is empty. A
+ * connection that failed is closed and reopened lazily, so a Redis restart
+ * heals by itself. A fiber's connection belongs to its loop's index (loops
+ * running at once have distinct ones) and is freed when the loop ends, so
+ * the loops must be joined before pw_redis_destroy(). Scripts go by EVALSHA and fall back to EVAL
+ * once when the server has not seen them (after a restart or failover). */
 #ifndef PW_REDIS_H
 #define PW_REDIS_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "pw.h"
@@ -17,11 +24,13 @@ typedef struct pw_redis_s pw_redis_t;
 
 typedef struct pw_redis_script_s {
     const char *source;
-    char sha1[41]; /* filled on first use */
+    char sha1[41];      /* filled on first use */
+    _Atomic int hashed; /* sha1 is filled */
 } pw_redis_script_t;
 
 /** @brief Parses url (redis://[[user]:password@]host[:port][/db]) and makes a
- *  pool of up to pool_size connections, none opened yet.
+ *  pool of up to pool_size blocking connections, none opened yet; fibers'
+ *  connections come on top, one per loop. timeout_ms bounds every command.
  *  @returns the pool (caller frees with pw_redis_destroy()) or NULL with the
  *  reason in errstr (never the password). */
 pw_redis_t *pw_redis_new(const char *url, int pool_size, int timeout_ms, char *errstr,
@@ -33,7 +42,7 @@ const char *pw_redis_describe(const pw_redis_t *redis);
 /** @brief Runs one command given as argv (binary safe).
  *  @returns the reply (caller frees with freeReplyObject()) or NULL when the
  *  connection failed or Redis answered an error, with the reason in errstr.
- *  @locality any thread; blocks while the pool is empty. */
+ *  @locality any thread or fiber; a thread blocks while the pool is empty. */
 redisReply *pw_redis_command_argv(pw_redis_t *redis, int argc, const char **argv,
                                   const size_t *argvlen, char *errstr,
                                   size_t errstr_size) PW_MUSTCHECK;

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "fiber.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -248,7 +248,7 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
         pw_ts_status_t ws = PW_TS_ERROR;
         for (int tries = 0; tries < 5 && ws == PW_TS_ERROR; tries++) {
             if (tries)
-                nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+                pw_sleep_ms(200);
             ws = pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
         }
         if (ws == PW_TS_OK) {
@@ -333,6 +333,6 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
                                   err);
             return PW_RF_TRANSIENT;
         }
-        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+        pw_sleep_ms(100);
     }
 }

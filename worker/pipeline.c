@@ -4,26 +4,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alerts.h"
 #include "events.h"
+#include "fiber.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "park.h"
 #include "publish.h"
 
-void *pw_pipeline_thread_init(void *opaque)
+void *pw_pipeline_fiber_init(void *opaque)
 {
     pw_pipeline_t *p = opaque;
     return pw_http_new(p->conf->http_connect_timeout_ms, p->conf->http_timeout_ms);
 }
 
-void pw_pipeline_thread_fini(void *opaque, void *thread_state)
+void pw_pipeline_fiber_fini(void *opaque, void *fiber_state)
 {
     (void)opaque;
-    pw_http_destroy(thread_state);
+    pw_http_destroy(fiber_state);
 }
 
 bool pw_pipeline_sleep(pw_pipeline_t *p, long ms)
@@ -35,8 +35,7 @@ bool pw_pipeline_sleep(pw_pipeline_t *p, long ms)
         int64_t left = until - pw_mono_ms();
         if (left <= 0)
             return true;
-        long step = left < 50 ? (long)left : 50;
-        nanosleep(&(struct timespec){.tv_nsec = step * 1000000L}, NULL);
+        pw_sleep_ms(left < 50 ? (long)left : 50);
     }
 }
 
@@ -299,11 +298,11 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
     return finished;
 }
 
-bool pw_pipeline_run(void *opaque, void *thread_state, pw_job_t *job)
+bool pw_pipeline_run(void *opaque, void *fiber_state, pw_job_t *job)
 {
     pw_pipeline_t *p = opaque;
     if (strcmp(job->topic, p->conf->topic_account_events) == 0)
-        return pw_park_on_account_event(p, thread_state, job);
+        return pw_park_on_account_event(p, fiber_state, job);
 
     pw_request_t *req = NULL;
     const char *dlq_class = NULL;
@@ -318,7 +317,7 @@ bool pw_pipeline_run(void *opaque, void *thread_state, pw_job_t *job)
         pw_result_t result = {.status = "failed", .error = &error};
         pw_pipeline_result(p, job, req, &result);
     } else {
-        finished = pw_pipeline_publish(p, thread_state, job, req);
+        finished = pw_pipeline_publish(p, fiber_state, job, req);
     }
     pw_request_destroy(req);
     return finished;

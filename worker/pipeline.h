@@ -1,4 +1,4 @@
-/* Pipeline: one consumed message's whole journey on a pool thread.
+/* Pipeline: one consumed message's whole journey on a worker fiber.
  *
  *   request ──parse──┬─ unidentifiable ──> dead-letter topic (copy + headers)
  *                    ├─ invalid ─────────> failed / invalid_request
@@ -33,13 +33,13 @@ typedef struct pw_pipeline_s {
 } pw_pipeline_t;
 
 /* Scheduler callbacks (pw_sched_ops_t); opaque is the pipeline. */
-void *pw_pipeline_thread_init(void *opaque);
-void pw_pipeline_thread_fini(void *opaque, void *thread_state);
-bool pw_pipeline_run(void *opaque, void *thread_state, pw_job_t *job);
+void *pw_pipeline_fiber_init(void *opaque);
+void pw_pipeline_fiber_fini(void *opaque, void *fiber_state);
+bool pw_pipeline_run(void *opaque, void *fiber_state, pw_job_t *job);
 
 /** @brief Produces a message on behalf of job; its delivery settles the job.
  *  job may be NULL (the sweep's own output): delivery is then best effort.
- *  @locality pool thread or the sweep's thread */
+ *  @locality worker fiber or the sweep's thread */
 void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const char *key,
                       const char *value, size_t len, const rd_kafka_headers_t *hdrs);
 

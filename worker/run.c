@@ -46,13 +46,16 @@ typedef struct pw_worker_s {
     bool ever_assigned; /* the group gave us an assignment (maybe empty) */
 } pw_worker_t;
 
-/* Messages buffered per post in flight before partitions pause. */
-#define PW_BUFFER_FACTOR 4
+/* Messages buffered per post in flight before partitions pause. Partitions
+ * resume when a quarter of that drained, and librdkafka's broker thread takes
+ * up to about a second to fetch a resumed partition again (it decides on its
+ * next fetch round): the rest must keep every fiber busy that long. */
+#define PW_BUFFER_FACTOR 8
 #define PW_BUFFER_MIN 1024
 
 static const pw_sched_ops_t pw_worker_sched_ops = {
-    .thread_init = pw_pipeline_thread_init,
-    .thread_fini = pw_pipeline_thread_fini,
+    .fiber_init = pw_pipeline_fiber_init,
+    .fiber_fini = pw_pipeline_fiber_fini,
     .run = pw_pipeline_run,
 };
 
@@ -193,7 +196,6 @@ static void pw_worker_check_ready(pw_worker_t *w)
 static void pw_worker_backpressure(pw_worker_t *w)
 {
     int in_flight = pw_sched_in_flight(w->sched);
-    /* A deep buffer keeps every thread fed while paused partitions refetch. */
     int limit = (int)w->conf->worker_concurrency * PW_BUFFER_FACTOR;
     if (limit < PW_BUFFER_MIN)
         limit = PW_BUFFER_MIN;
@@ -336,10 +338,13 @@ static void pw_worker_close(pw_worker_t *w)
         if (pw_consumer_close_bounded(w->consumer, 10000) == 0) {
             rd_kafka_destroy(w->consumer);
         } else {
-            /* The close thread may still be revoking: leave what it uses. */
+            /* The close thread may still be revoking: leave what it uses,
+             * and what the scheduler's fibers may still be using. */
             pw_log_warn("consumer close timed out; leaving without a clean group exit");
             w->producer = NULL;
             w->sched = NULL;
+            w->tokens = NULL;
+            w->redis = NULL;
         }
     }
     if (w->producer) {

@@ -1,10 +1,12 @@
-/* Scheduler: per-account ordering over a thread pool, and commit tracking. */
+/* Scheduler: per-account ordering over fibers, and commit tracking. */
 #include "scheduler.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fiber.h"
 #include "log.h"
 #include "pw.h"
 
@@ -23,16 +25,20 @@ struct pw_account_queue_s {
     pw_account_queue_t *next_in_bucket;
 };
 
-/* A pool thread. Idle threads wait on a stack, each on its own condition, so
- * the most recently busy (cache-warm) thread takes the next job and the rest
- * stay asleep when there is little to do. */
+/* A worker fiber. Idle ones wait on a stack, so the most recently busy
+ * (cache-warm) fiber takes the next job and the rest stay asleep when there
+ * is little to do. */
 typedef struct pw_slot_s {
     pw_sched_t *sched;
-    pthread_t thread;
-    pthread_cond_t wake;
-    bool idle; /* on the idle stack */
+    pw_fiber_t *fiber; /* NULL before it started and after it returned */
+    bool idle;         /* on the idle stack */
     struct pw_slot_s *next_idle;
 } pw_slot_t;
+
+/* Each worker fiber's stack; posts only touch the first few pages. */
+#define PW_FIBER_STACK (256 * 1024)
+/* Loop threads: one per CPU is enough to keep them busy, and a few at most. */
+#define PW_LOOPS_MAX 4
 
 struct pw_sched_s {
     pthread_mutex_t lock;
@@ -41,7 +47,9 @@ struct pw_sched_s {
     void *opaque;
     pw_slot_t *slots;
     pw_slot_t *idle_top;
-    int thread_count;
+    int slot_count;
+    pw_loop_t *loops[PW_LOOPS_MAX];
+    int loop_count;
     bool stopping;
     bool starting_stopped;
 
@@ -124,7 +132,7 @@ static void pw_ready_push(pw_sched_t *sched, pw_job_t *job)
     if (slot) {
         sched->idle_top = slot->next_idle;
         slot->idle = false;
-        pthread_cond_signal(&slot->wake);
+        pw_fiber_wake(slot->fiber);
     }
 }
 
@@ -192,7 +200,7 @@ static void pw_job_settle(pw_sched_t *sched, pw_job_t *job)
         pw_partition_advance(job->part);
 }
 
-/* ---- the pool ---- */
+/* ---- the worker fibers ---- */
 
 static void pw_job_finished(pw_sched_t *sched, pw_job_t *job, bool finished)
 {
@@ -217,12 +225,24 @@ static void pw_job_finished(pw_sched_t *sched, pw_job_t *job, bool finished)
     pthread_mutex_unlock(&sched->lock);
 }
 
-static void *pw_sched_thread(void *arg)
+static void pw_slot_leave_idle_stack(pw_sched_t *sched, pw_slot_t *slot)
+{
+    if (!slot->idle)
+        return;
+    pw_slot_t **pp = &sched->idle_top;
+    while (*pp != slot)
+        pp = &(*pp)->next_idle;
+    *pp = slot->next_idle;
+    slot->idle = false;
+}
+
+static void pw_sched_fiber(void *arg)
 {
     pw_slot_t *slot = arg;
     pw_sched_t *sched = slot->sched;
-    void *state = sched->ops->thread_init ? sched->ops->thread_init(sched->opaque) : NULL;
+    void *state = sched->ops->fiber_init ? sched->ops->fiber_init(sched->opaque) : NULL;
     pthread_mutex_lock(&sched->lock);
+    slot->fiber = pw_fiber_current();
     for (;;) {
         while (!sched->stopping && !sched->ready_head) {
             if (!slot->idle) { /* not after a spurious wake-up: it is still stacked */
@@ -230,17 +250,14 @@ static void *pw_sched_thread(void *arg)
                 slot->next_idle = sched->idle_top;
                 sched->idle_top = slot;
             }
-            pthread_cond_wait(&slot->wake, &sched->lock);
+            pthread_mutex_unlock(&sched->lock);
+            pw_fiber_wait(); /* a wake-up between unlock and wait is kept */
+            pthread_mutex_lock(&sched->lock);
         }
+        /* Took a job without being woken, or stopping: leave the stack. */
+        pw_slot_leave_idle_stack(sched, slot);
         if (sched->stopping)
             break;
-        if (slot->idle) { /* took a job without being woken: leave the stack */
-            pw_slot_t **pp = &sched->idle_top;
-            while (*pp != slot)
-                pp = &(*pp)->next_idle;
-            *pp = slot->next_idle;
-            slot->idle = false;
-        }
         pw_job_t *job = sched->ready_head;
         sched->ready_head = job->ready_next;
         if (!sched->ready_head)
@@ -254,13 +271,13 @@ static void *pw_sched_thread(void *arg)
         pw_job_finished(sched, job, finished);
         pthread_mutex_lock(&sched->lock);
     }
+    slot->fiber = NULL; /* nobody wakes it any more */
     pthread_mutex_unlock(&sched->lock);
-    if (sched->ops->thread_fini)
-        sched->ops->thread_fini(sched->opaque, state);
-    return NULL;
+    if (sched->ops->fiber_fini)
+        sched->ops->fiber_fini(sched->opaque, state);
 }
 
-pw_sched_t *pw_sched_new(int threads, const pw_sched_ops_t *ops, void *opaque)
+pw_sched_t *pw_sched_new(int concurrency, const pw_sched_ops_t *ops, void *opaque)
 {
     pw_sched_t *sched = pw_calloc(1, sizeof(*sched));
     pthread_mutex_init(&sched->lock, NULL);
@@ -269,20 +286,19 @@ pw_sched_t *pw_sched_new(int threads, const pw_sched_ops_t *ops, void *opaque)
     sched->opaque = opaque;
     sched->bucket_count = 256;
     sched->buckets = pw_calloc(sched->bucket_count, sizeof(*sched->buckets));
-    sched->slots = pw_calloc((size_t)threads, sizeof(pw_slot_t));
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    /* Hundreds of threads: small stacks keep the resident size low. */
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (int i = 0; i < threads; i++) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    sched->loop_count = cpus < 1 ? 1 : cpus > PW_LOOPS_MAX ? PW_LOOPS_MAX : (int)cpus;
+    if (sched->loop_count > concurrency)
+        sched->loop_count = concurrency;
+    for (int i = 0; i < sched->loop_count; i++)
+        sched->loops[i] = pw_loop_start(i);
+    sched->slots = pw_calloc((size_t)concurrency, sizeof(pw_slot_t));
+    sched->slot_count = concurrency;
+    for (int i = 0; i < concurrency; i++) {
         pw_slot_t *slot = &sched->slots[i];
         slot->sched = sched;
-        pthread_cond_init(&slot->wake, NULL);
-        if (pthread_create(&slot->thread, &attr, pw_sched_thread, slot) != 0)
-            abort();
-        sched->thread_count++;
+        pw_fiber_spawn(sched->loops[i % sched->loop_count], PW_FIBER_STACK, pw_sched_fiber, slot);
     }
-    pthread_attr_destroy(&attr);
     return sched;
 }
 
@@ -290,15 +306,17 @@ void pw_sched_destroy(pw_sched_t *sched)
 {
     if (!sched)
         return;
+    /* Setting stopping and waking in one section: no fiber can have returned
+     * (and been freed) before its wake-up, since it returns only after
+     * seeing stopping under the lock. */
     pthread_mutex_lock(&sched->lock);
     sched->stopping = true;
-    for (int i = 0; i < sched->thread_count; i++)
-        pthread_cond_signal(&sched->slots[i].wake);
+    for (int i = 0; i < sched->slot_count; i++)
+        if (sched->slots[i].fiber)
+            pw_fiber_wake(sched->slots[i].fiber);
     pthread_mutex_unlock(&sched->lock);
-    for (int i = 0; i < sched->thread_count; i++) {
-        pthread_join(sched->slots[i].thread, NULL);
-        pthread_cond_destroy(&sched->slots[i].wake);
-    }
+    for (int i = 0; i < sched->loop_count; i++)
+        pw_loop_join(sched->loops[i]);
     free(sched->slots);
     for (pw_partition_t *p = sched->partitions, *next; p; p = next) {
         next = p->next;

@@ -5,7 +5,8 @@
  *  - Every consumed message becomes a job. Jobs with the same order key (the
  *    message key: requests are keyed by account_id) form a queue; only a
  *    queue's head runs, so one account's posts go out in partition order,
- *    while heads of different queues run at once on a pool of threads.
+ *    while heads of different queues run at once, each on a worker fiber
+ *    (see fiber.h): WORKER_CONCURRENCY fibers spread over a few loop threads.
  *  - A job holds one "pending" count while its pipeline runs and one per
  *    message it produced; delivery reports release them. At zero the job is
  *    done: its outcome is durably in Kafka.
@@ -51,25 +52,26 @@ typedef struct pw_job_s {
 } pw_job_t;
 
 typedef struct pw_sched_ops_s {
-    /* Called on each pool thread at start and end; returns the thread's state. */
-    void *(*thread_init)(void *opaque);
-    void (*thread_fini)(void *opaque, void *thread_state);
-    /* Processes a job on a pool thread. Returns true when it finished (all its
+    /* Called on each worker fiber at start and end; returns the fiber's state. */
+    void *(*fiber_init)(void *opaque);
+    void (*fiber_fini)(void *opaque, void *fiber_state);
+    /* Processes a job on a worker fiber. Returns true when it finished (all its
      * output handed to pw_sched_produced()), false when it gave up because the
      * worker is stopping: the job is then abandoned and redelivered later. */
-    bool (*run)(void *opaque, void *thread_state, pw_job_t *job);
+    bool (*run)(void *opaque, void *fiber_state, pw_job_t *job);
 } pw_sched_ops_t;
 
-/** @brief A scheduler with `threads` pool threads; caller destroys it. */
-pw_sched_t *pw_sched_new(int threads, const pw_sched_ops_t *ops, void *opaque);
-/** @brief Stops the threads (after their current job) and frees everything. */
+/** @brief A scheduler running up to `concurrency` jobs at once; caller
+ *  destroys it. */
+pw_sched_t *pw_sched_new(int concurrency, const pw_sched_ops_t *ops, void *opaque);
+/** @brief Stops the fibers (after their current job) and frees everything. */
 void pw_sched_destroy(pw_sched_t *sched);
 
 /** @brief Copies rkm into a new job and queues it. @locality main thread */
 void pw_sched_submit(pw_sched_t *sched, const rd_kafka_message_t *rkm);
 /** @brief Jobs accepted and not yet done (for back-pressure). */
 int pw_sched_in_flight(pw_sched_t *sched);
-/** @brief Jobs running on the pool right now. */
+/** @brief Jobs running on the fibers right now. */
 int pw_sched_running(pw_sched_t *sched);
 
 /** @brief A job produced one more message whose delivery it waits for.

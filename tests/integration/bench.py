@@ -101,8 +101,7 @@ def run(name, spec, args, workdir):
     topics = make_topics(args.control, name)
     keys = harness.write_keyring(workdir / f"keys-{name}", [harness.new_key("bench")])
     env = harness.make_worker_env(topics, keys, args.redis, args.kafka, args.threads,
-                                  WORKER_CONCURRENCY=spec["concurrency"], LOG_LEVEL="warn",
-                                  REDIS_POOL_SIZE=64)
+                                  WORKER_CONCURRENCY=spec["concurrency"], LOG_LEVEL="warn")
     nonce = secrets.token_hex(3)  # fresh accounts and post ids: no records from earlier runs
     accounts = [f"bench-{name}-{nonce}-{i}" for i in range(spec["accounts"])]
     users = connect(fake, env, accounts)
