@@ -35,9 +35,14 @@ static pw_redis_script_t pw_park_if_needed_script = {
               "return {0, ''}\n",
 };
 
-/* KEYS: account. ARGV: reason, at_ms. Marks the account; 1 if it was not. */
+/* KEYS: account, token. ARGV: reason, at_ms, fence of the token that failed
+ * (0: none). Marks the account; 1 if it was not, 2 when a newer token was
+ * stored meanwhile (a token put or another worker's refresh): that one has
+ * not failed, so the account stays active. */
 static pw_redis_script_t pw_mark_script = {
-    .source = "if redis.call('HGET', KEYS[1], 'status') == 'reconnect_required' then return 0 end\n"
+    .source = "if tonumber(redis.call('HGET', KEYS[2], 'fence') or '0') > tonumber(ARGV[3])"
+              " then return 2 end\n"
+              "if redis.call('HGET', KEYS[1], 'status') == 'reconnect_required' then return 0 end\n"
               "redis.call('HSET', KEYS[1], 'status', 'reconnect_required', 'reason', ARGV[1],"
               " 'at_ms', ARGV[2])\n"
               "return 1\n",
@@ -215,18 +220,23 @@ bool pw_park_without_token(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *
     pw_api_error_classify(PW_EP_CREATE, 0, NULL, -1, "account has no usable token", &err);
     err.cls = PW_EC_AUTH;
     err.auth = PW_AUTH_INVALID_TOKEN;
-    return pw_park_on_auth_failure(p, job, req, &err, 0, false, false);
+    return pw_park_on_auth_failure(p, job, req, 0, &err, 0, false, false);
 }
 
-void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
+void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id, int64_t failed_fence,
                   const pw_api_error_t *err, const char *reason)
 {
-    char k_account[200], now[32];
+    char k_account[200], k_token[200], now[32], fence[32];
     pw_token_store_key(k_account, sizeof(k_account), account_id, "account");
+    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
     snprintf(now, sizeof(now), "%lld", (long long)pw_now_ms());
-    const char *keys[] = {k_account};
-    const char *args[] = {reason, now};
-    redisReply *reply = pw_park_eval(p, &pw_mark_script, 1, keys, 2, args);
+    snprintf(fence, sizeof(fence), "%lld", (long long)failed_fence);
+    const char *keys[] = {k_account, k_token};
+    const char *args[] = {reason, now, fence};
+    redisReply *reply = pw_park_eval(p, &pw_mark_script, 2, keys, 3, args);
+    if (reply && reply->integer == 2)
+        pw_log_info("account not marked: a newer token was stored meanwhile",
+                    PW_F_STR("account_id", account_id), PW_F_STR("reason", reason));
     if (!reply || reply->integer != 1) {
         if (reply)
             freeReplyObject(reply);
@@ -259,27 +269,59 @@ void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_
 }
 
 bool pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                             const pw_api_error_t *err, int attempts, bool token_refreshed,
-                             bool logged)
+                             int64_t failed_fence, const pw_api_error_t *err, int attempts,
+                             bool token_refreshed, bool logged)
 {
     if (!logged)
         pw_park_log_auth_failure(p, job, req, err);
-    pw_park_mark(p, job, req->account_id, err, pw_auth_kind_name(err->auth));
+    pw_park_mark(p, job, req->account_id, failed_fence, err, pw_auth_kind_name(err->auth));
     int parked = 0; /* forced: it parks unless the worker is stopping */
     return pw_park_if_needed_as(p, job, req, &parked, err, attempts, token_refreshed);
 }
 
-/* Publishes the parked posts; the caller holds the replay lock. */
-static bool pw_park_replay_locked(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
-                                  const char *account_id)
+/* KEYS: lock. ARGV: owner, ttl_ms. Extends the lock while owner holds it;
+ * 0 when it was lost. */
+static pw_redis_script_t pw_replay_renew_script = {
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+              "return 0\n",
+};
+
+/* The replay lock outlives one post's publication (container polling
+ * included) and is renewed before each post, so a slow replay keeps it while
+ * a crashed replayer's lock still runs out. */
+static long long pw_replay_lock_ttl_ms(const pw_pipeline_t *p)
 {
-    char k_parked[200];
+    return ((long long)p->conf->container_poll_timeout_s + 120) * 1000;
+}
+
+/* Publishes the parked posts; the caller holds the replay lock (k_lock, owner). */
+static bool pw_park_replay_locked(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job,
+                                  const char *account_id, const char *k_lock, const char *owner)
+{
+    char k_parked[200], ttl[32];
     pw_token_store_key(k_parked, sizeof(k_parked), account_id, "parked");
+    snprintf(ttl, sizeof(ttl), "%lld", pw_replay_lock_ttl_ms(p));
     int replayed = 0;
     for (;;) {
         char errstr[512];
+        /* Lost (it ran out): whoever holds it now replays; two would answer
+         * the same post twice. */
+        const char *lkeys[] = {k_lock};
+        const char *largs[] = {owner, ttl};
+        redisReply *held = pw_redis_eval(p->redis, &pw_replay_renew_script, 1, lkeys, 2, largs,
+                                         errstr, sizeof(errstr));
+        bool lost = held && held->integer == 0;
+        if (held)
+            freeReplyObject(held);
+        if (lost) {
+            pw_log_warn("replay lock lost; leaving the replay to its holder",
+                        PW_F_STR("account_id", account_id));
+            break;
+        }
         const char *argv[] = {"LINDEX", k_parked, "0"};
-        redisReply *head = pw_redis_command(p->redis, errstr, sizeof(errstr), 3, argv);
+        redisReply *head =
+            held ? pw_redis_command(p->redis, errstr, sizeof(errstr), 3, argv) : NULL;
         if (!head) {
             if (!pw_pipeline_sleep(p, 1000))
                 return false;
@@ -325,7 +367,7 @@ static bool pw_park_replay_locked(pw_pipeline_t *p, pw_http_t *http, pw_job_t *j
             } else {
                 /* Auth again, or transient: leave it at the head for later. */
                 if (out == PW_PUB_AUTH && account.token)
-                    pw_park_mark(p, job, req->account_id, &pub.err,
+                    pw_park_mark(p, job, req->account_id, account.token->fence, &pub.err,
                                  pw_auth_kind_name(pub.err.auth));
                 pw_log_warn("replay of parked posts paused", PW_F_STR("account_id", account_id),
                             PW_F_STR("post_id", req->post_id));
@@ -387,14 +429,16 @@ bool pw_park_replay(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job, const char
     pw_token_store_key(k_lock, sizeof(k_lock), account_id, "replay_lock");
     snprintf(owner, sizeof(owner), "%s/%ld", p->conf->worker_id, random());
     /* One replayer per account: two would answer the same post twice. */
-    const char *argv[] = {"SET", k_lock, owner, "NX", "PX", "120000"};
+    char ttl[32];
+    snprintf(ttl, sizeof(ttl), "%lld", pw_replay_lock_ttl_ms(p));
+    const char *argv[] = {"SET", k_lock, owner, "NX", "PX", ttl};
     redisReply *reply = pw_redis_command(p->redis, errstr, sizeof(errstr), 6, argv);
     bool locked = reply && reply->type == REDIS_REPLY_STATUS;
     if (reply)
         freeReplyObject(reply);
     if (!locked)
         return true; /* someone replays already, or Redis is away: the sweep retries */
-    bool finished = pw_park_replay_locked(p, http, job, account_id);
+    bool finished = pw_park_replay_locked(p, http, job, account_id, k_lock, owner);
     const char *keys[] = {k_lock};
     const char *args[] = {owner};
     reply =

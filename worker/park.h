@@ -37,19 +37,23 @@ bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
  *  @returns false when the worker is stopping (the post is not parked). */
 bool pw_park_without_token(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req);
 
-/** @brief An auth or permission failure of the publish step: logs it, counts
- *  it, marks the account and parks the post (even if a token put made the
- *  account active meanwhile). @returns false when stopping (not parked). */
+/** @brief An auth or permission failure of the publish step with the token
+ *  of fencing number failed_fence (0: none): logs it, counts it, marks the
+ *  account (unless a newer token was stored meanwhile) and parks the post
+ *  (always: the sweep replays an active account's parked posts).
+ *  @returns false when stopping (not parked). */
 bool pw_park_on_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
-                             const pw_api_error_t *err, int attempts, bool token_refreshed,
-                             bool logged);
+                             int64_t failed_fence, const pw_api_error_t *err, int attempts,
+                             bool token_refreshed, bool logged);
 /** @brief Logs an auth failure (timestamp, account, endpoint, HTTP status,
  *  code, subcode, fbtrace_id) and counts it towards repeated_auth_failure. */
 void pw_park_log_auth_failure(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
                               const pw_api_error_t *err);
 
-/** @brief Marks account reconnect_required once (event and one alert). */
-void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id,
+/** @brief Marks account reconnect_required once (event and one alert),
+ *  unless the stored token is newer than the one that failed (fencing number
+ *  failed_fence; 0 when there was none). */
+void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id, int64_t failed_fence,
                   const pw_api_error_t *err, const char *reason);
 
 /** @brief Publishes account's parked posts in order, each with a second

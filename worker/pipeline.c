@@ -284,8 +284,8 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
         pw_pipeline_result(p, job, req, &result);
         break;
     case PW_PUB_AUTH:
-        finished = pw_park_on_auth_failure(p, job, req, &pub.err, result.attempts,
-                                           result.token_refreshed, auth_logged);
+        finished = pw_park_on_auth_failure(p, job, req, account.token->fence, &pub.err,
+                                           result.attempts, result.token_refreshed, auth_logged);
         break;
     default: /* FAILED, or RETRY past the limit */
         result.status = "failed";

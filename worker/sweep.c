@@ -78,7 +78,7 @@ static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
     pw_api_error_t err;
     pw_rf_status_t rf = pw_pipeline_refresh(p, sweep->http, NULL, &account, false, &err);
     if (rf == PW_RF_TERMINAL)
-        pw_park_mark(p, NULL, account_id, &err, pw_auth_kind_name(err.auth));
+        pw_park_mark(p, NULL, account_id, account.token->fence, &err, pw_auth_kind_name(err.auth));
     if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
         pw_sweep_expiring_alert(sweep, account.token, "its refresh failed");
     pw_park_account_clear(&account);

@@ -264,3 +264,31 @@ def test_lock_holder_killed_mid_refresh_another_worker_refreshes(worker_env, wor
                                   env=env).stdout)["expires_in_s"] > 50 * 86400, timeout=60)
     assert fake.stats()["refreshes"][user] == 2  # the dead holder's, then the other's
     assert other.stop() == 0
+
+
+def test_token_put_racing_an_auth_failure_leaves_the_account_active(worker_env, workers, fake,
+                                                                   run_cli, topics,
+                                                                   kafka_bootstrap, rds):
+    """A revoked token fails while the operator already stored a new one: the
+    failure must not mark the freshly reconnected account; the post parks and
+    goes out with the new token."""
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S="1")
+    user, old = connect_account(run_cli, env, fake, "acct-race")
+    fake.revoke(access_token=old, subcode=460)
+    fake.settings(latency_ms=1500)  # the call with the old token is slow to fail
+    w = workers.start(env)
+    w.wait_ready()
+    req = request("acct-race", post_id="race-1")
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-race", req)])
+    wait_until(lambda: fake.stats()["concurrent_requests"] >= 1, timeout=20,
+               message="the post's first API call")
+    connect_account(run_cli, env, fake, "acct-race", user_id=user)  # meanwhile: reconnected
+    fake.settings(latency_ms=0)
+    results = results_of(kafka_bootstrap, topics, 2, timeout=30)
+    assert [r["status"] for r in results] == ["parked", "published"]
+    assert published_texts(fake, user) == [req["post"]["text"]]
+    assert rds.hget("pw:{acct-race}:account", "status") == b"active"
+    assert "reconnect_required" not in [a["kind"] for a in alerts_of(kafka_bootstrap, topics)]
+    events = [e for _, e in consume_json(kafka_bootstrap, topics["account_events"], 10, 3)]
+    assert [e["type"] for e in events] == ["token_updated", "token_updated"]
+    assert w.stop() == 0
