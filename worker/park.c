@@ -24,12 +24,14 @@ static pw_redis_script_t pw_untrack_script = {
  * {parked, reason}. Atomic, so a post either joins the back of the list or
  * finds it empty for good. Forced: the post failed for auth reasons just now,
  * even if a token put made the account active meanwhile (the sweep then
- * replays it). */
+ * replays it). A value already parked is not parked again: a redelivered
+ * message, or a retry after a reply was lost, must not be replayed twice. */
 static pw_redis_script_t pw_park_if_needed_script = {
     .source = "local status = redis.call('HGET', KEYS[1], 'status')\n"
               "if ARGV[2] == '1' or (status and status ~= 'active') or"
               " redis.call('LLEN', KEYS[2]) > 0 then\n"
-              "  redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+              "  if not redis.call('LPOS', KEYS[2], ARGV[1]) then\n"
+              "    redis.call('RPUSH', KEYS[2], ARGV[1]) end\n"
               "  return {1, redis.call('HGET', KEYS[1], 'reason') or ''}\n"
               "end\n"
               "return {0, ''}\n",
@@ -174,7 +176,8 @@ bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
 static pw_redis_script_t pw_begin_script = {
     .source = "local status = redis.call('HGET', KEYS[2], 'status')\n"
               "if (status and status ~= 'active') or redis.call('LLEN', KEYS[3]) > 0 then\n"
-              "  redis.call('RPUSH', KEYS[3], ARGV[1])\n"
+              "  if not redis.call('LPOS', KEYS[3], ARGV[1]) then\n"
+              "    redis.call('RPUSH', KEYS[3], ARGV[1]) end\n"
               "  return {1, redis.call('HGET', KEYS[2], 'reason') or '', {}, {}}\n"
               "end\n"
               "return {0, '', redis.call('HGETALL', KEYS[1]),\n"

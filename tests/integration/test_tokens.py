@@ -292,3 +292,25 @@ def test_token_put_racing_an_auth_failure_leaves_the_account_active(worker_env, 
     events = [e for _, e in consume_json(kafka_bootstrap, topics["account_events"], 10, 3)]
     assert [e["type"] for e in events] == ["token_updated", "token_updated"]
     assert w.stop() == 0
+
+
+def test_a_redelivered_parked_post_is_parked_and_published_once(worker_env, workers, fake, run_cli,
+                                                               topics, kafka_bootstrap, rds):
+    """The same message twice for a parked account: two `parked` results (one
+    per message), one entry in the parked list, one `published` on reconnect
+    and no `duplicate`."""
+    env = worker_env()
+    user, _ = connect_account(run_cli, env, fake, "acct-twice")
+    fake.revoke(user_id=user, subcode=460)
+    req = request("acct-twice", post_id="twice-1")
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-twice", req), ("acct-twice", req)])
+    w = workers.start(env)
+    assert [r["status"] for r in results_of(kafka_bootstrap, topics, 2)] == ["parked"] * 2
+    assert rds.llen("pw:{acct-twice}:parked") == 1
+    connect_account(run_cli, env, fake, "acct-twice", user_id=user)
+    wait_until(lambda: rds.llen("pw:{acct-twice}:parked") == 0, timeout=30,
+               message="the parked post replayed")
+    results = [r for _, r in consume_json(kafka_bootstrap, topics["results"], 10, 4)]
+    assert [r["status"] for r in results] == ["parked", "parked", "published"]
+    assert published_texts(fake, user) == [req["post"]["text"]]
+    assert w.stop() == 0
