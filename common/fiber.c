@@ -322,8 +322,8 @@ void pw_loop_at_exit(pw_loop_t *loop, void (*hook)(void *arg), void *arg)
 
 /* ---- the loop ---- */
 
-/* Runs every queued fiber once; returns how many ran. */
-static int pw_loop_run_fibers(pw_loop_t *loop)
+/* Runs every queued fiber once. */
+static void pw_loop_run_fibers(pw_loop_t *loop)
 {
     pthread_mutex_lock(&loop->lock);
     pw_fiber_t *batch = loop->run_head;
@@ -333,8 +333,7 @@ static int pw_loop_run_fibers(pw_loop_t *loop)
         f->waiting = false;
     }
     pthread_mutex_unlock(&loop->lock);
-    int ran = 0;
-    for (pw_fiber_t *f = batch, *next; f; f = next, ran++) {
+    for (pw_fiber_t *f = batch, *next; f; f = next) {
         next = f->next_run;
         loop->current = f;
         pw_asan_switch_begin(&loop->asan_fake_stack, f->ctx.uc_stack.ss_sp,
@@ -350,7 +349,6 @@ static int pw_loop_run_fibers(pw_loop_t *loop)
             pthread_mutex_unlock(&loop->lock);
         }
     }
-    return ran;
 }
 
 static void *pw_loop_thread(void *arg)

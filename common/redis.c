@@ -37,7 +37,6 @@ struct pw_redis_s {
     /* Fibers: one pipelined connection per loop, touched only by that loop's
      * thread; freed when the loop ends. */
     pw_redis_async_t *async[PW_LOOP_MAX];
-    int timeout_ms;
 };
 
 static pthread_mutex_t pw_redis_script_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -101,7 +100,6 @@ pw_redis_t *pw_redis_new(const char *url, int pool_size, int timeout_ms, char *e
     }
     redis->timeout.tv_sec = timeout_ms / 1000;
     redis->timeout.tv_usec = (timeout_ms % 1000) * 1000;
-    redis->timeout_ms = timeout_ms;
     snprintf(redis->describe, sizeof(redis->describe), "%s:%d/%d", redis->host, redis->port,
              redis->db);
     pthread_mutex_init(&redis->lock, NULL);
@@ -134,14 +132,36 @@ const char *pw_redis_describe(const pw_redis_t *redis)
     return redis->describe;
 }
 
-/* Expects a simple "OK"-like reply to a set-up command. */
-static int pw_redis_setup_cmd(pw_redis_t *redis, redisContext *c, int argc, const char **argv,
-                              const char *what, char *errstr, size_t errstr_size)
+/* A command a new connection runs before any other. */
+typedef struct {
+    int argc;
+    const char *argv[3];
+} pw_redis_setup_t;
+
+/* AUTH and SELECT, as the URL asks; argv points into redis and into db,
+ * which must outlive cmds. @returns how many (0..2) were filled. */
+static int pw_redis_setup_commands(const pw_redis_t *redis, char db[16], pw_redis_setup_t cmds[2])
 {
-    redisReply *reply = redisCommandArgv(c, argc, argv, NULL);
+    int n = 0;
+    if (redis->password && redis->user)
+        cmds[n++] = (pw_redis_setup_t){3, {"AUTH", redis->user, pw_secret_reveal(redis->password)}};
+    else if (redis->password)
+        cmds[n++] = (pw_redis_setup_t){2, {"AUTH", pw_secret_reveal(redis->password)}};
+    if (redis->db != 0) {
+        snprintf(db, 16, "%d", redis->db);
+        cmds[n++] = (pw_redis_setup_t){2, {"SELECT", db}};
+    }
+    return n;
+}
+
+/* Expects a simple "OK"-like reply to a set-up command. */
+static int pw_redis_setup_cmd(pw_redis_t *redis, redisContext *c, pw_redis_setup_t *cmd,
+                              char *errstr, size_t errstr_size)
+{
+    redisReply *reply = redisCommandArgv(c, cmd->argc, cmd->argv, NULL);
     int rc = reply && reply->type != REDIS_REPLY_ERROR ? 0 : -1;
     if (rc == -1)
-        pw_errstr_set(errstr, errstr_size, "redis %s: %s failed: %s", redis->describe, what,
+        pw_errstr_set(errstr, errstr_size, "redis %s: %s failed: %s", redis->describe, cmd->argv[0],
                       reply ? reply->str : c->errstr);
     if (reply)
         freeReplyObject(reply);
@@ -159,23 +179,12 @@ static redisContext *pw_redis_connect(pw_redis_t *redis, char *errstr, size_t er
         return NULL;
     }
     redisSetTimeout(c, redis->timeout);
-    if (redis->password) {
-        const char *argv[3] = {"AUTH", redis->user, pw_secret_reveal(redis->password)};
-        int argc = 3;
-        if (!redis->user) {
-            argv[1] = argv[2];
-            argc = 2;
-        }
-        if (pw_redis_setup_cmd(redis, c, argc, argv, "AUTH", errstr, errstr_size) == -1)
+    char db[16];
+    pw_redis_setup_t cmds[2];
+    int n = pw_redis_setup_commands(redis, db, cmds);
+    for (int i = 0; i < n; i++)
+        if (pw_redis_setup_cmd(redis, c, &cmds[i], errstr, errstr_size) == -1)
             goto fail;
-    }
-    if (redis->db != 0) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", redis->db);
-        const char *argv[2] = {"SELECT", db};
-        if (pw_redis_setup_cmd(redis, c, 2, argv, "SELECT", errstr, errstr_size) == -1)
-            goto fail;
-    }
     return c;
 
 fail:
@@ -369,7 +378,7 @@ static redisReply *pw_redis_async_roundtrip(pw_redis_async_t *ra, pw_fiber_t *fi
     /* On the heap: the connection's list holds it until its reply came. */
     pw_redis_wait_t *w = pw_calloc(1, sizeof(*w));
     w->fiber = fiber;
-    w->deadline_ms = pw_mono_ms() + redis->timeout_ms;
+    w->deadline_ms = pw_mono_ms() + redis->timeout.tv_sec * 1000 + redis->timeout.tv_usec / 1000;
     if (!ra->ac || redisAsyncCommandArgv(ra->ac, pw_redis_async_on_reply, w, argc, argv, argvlen) !=
                        REDIS_OK) {
         pw_errstr_set(errstr, errstr_size, "redis %s: %s: connection lost", redis->describe,
@@ -419,12 +428,11 @@ static void pw_redis_resolve(void *arg)
     freeaddrinfo(res);
 }
 
-static int pw_redis_async_setup(pw_redis_async_t *ra, pw_fiber_t *fiber, int argc,
-                                const char **argv)
+static int pw_redis_async_setup(pw_redis_async_t *ra, pw_fiber_t *fiber, pw_redis_setup_t *cmd)
 {
     char errstr[256];
     redisReply *reply =
-        pw_redis_async_roundtrip(ra, fiber, argc, argv, NULL, errstr, sizeof(errstr));
+        pw_redis_async_roundtrip(ra, fiber, cmd->argc, cmd->argv, NULL, errstr, sizeof(errstr));
     if (!reply) {
         pw_errstr_set(ra->setup_error, sizeof(ra->setup_error), "%s", errstr);
         return -1;
@@ -470,21 +478,12 @@ static void pw_redis_async_connect(pw_redis_async_t *ra, pw_fiber_t *fiber)
     ac->ev.cleanup = pw_redis_async_cleanup;
     ra->ac = ac;
     ra->watch = (pw_loop_watch_t){.fd = ac->c.fd, .on_ready = pw_redis_async_on_ready, .arg = ra};
-    if (redis->password) {
-        const char *argv[3] = {"AUTH", redis->user, pw_secret_reveal(redis->password)};
-        int argc = redis->user ? 3 : 2;
-        if (!redis->user)
-            argv[1] = argv[2];
-        if (pw_redis_async_setup(ra, fiber, argc, argv) == -1)
-            goto done;
-    }
-    if (redis->db != 0) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", redis->db);
-        const char *argv[2] = {"SELECT", db};
-        if (pw_redis_async_setup(ra, fiber, 2, argv) == -1)
-            goto done;
-    }
+    char db[16];
+    pw_redis_setup_t cmds[2];
+    int n = pw_redis_setup_commands(redis, db, cmds);
+    for (int i = 0; i < n; i++)
+        if (pw_redis_async_setup(ra, fiber, &cmds[i]) == -1)
+            break;
 done:
     if (ra->setup_error[0] && ra->ac)
         redisAsyncFree(ra->ac); /* its cleanup clears ra->ac */

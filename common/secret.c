@@ -58,3 +58,28 @@ void pw_secret_fingerprint(const pw_secret_t *secret, char *buf, size_t buf_size
     snprintf(buf, buf_size, "sha256:%02x%02x%02x%02x%02x%02x", digest[0], digest[1], digest[2],
              digest[3], digest[4], digest[5]);
 }
+
+void pw_secret_redact(const pw_secret_t *secret, char *text, size_t text_size)
+{
+    if (!secret || secret->len == 0 || !strstr(text, secret->value))
+        return;
+    char fp[32], mark[48];
+    pw_secret_fingerprint(secret, fp, sizeof(fp));
+    snprintf(mark, sizeof(mark), "[secret %s]", fp);
+    char *out = pw_malloc(text_size);
+    size_t len = 0;
+    for (const char *p = text; *p && len + 1 < text_size;) {
+        if (strncmp(p, secret->value, secret->len) == 0) {
+            len += (size_t)snprintf(out + len, text_size - len, "%s", mark);
+            if (len >= text_size)
+                len = text_size - 1;
+            p += secret->len;
+        } else {
+            out[len++] = *p++;
+        }
+    }
+    out[len] = '\0';
+    memcpy(text, out, len + 1);
+    OPENSSL_cleanse(out, text_size);
+    free(out);
+}

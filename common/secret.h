@@ -28,5 +28,10 @@ int pw_secret_equal(const pw_secret_t *a, const pw_secret_t *b);
 /** @brief A short, non-reversible fingerprint ("sha256:1a2b3c4d5e6f") that
  *  identifies a secret in output without disclosing it; buf >= 24 bytes. */
 void pw_secret_fingerprint(const pw_secret_t *secret, char *buf, size_t buf_size);
+/** @brief Replaces every occurrence of secret in the NUL-terminated text
+ *  (of buffer size text_size) by "[secret sha256:...]", truncating if need
+ *  be. For text from elsewhere that may quote it: the platform's error
+ *  messages ("Malformed access token <token>"). NULL secret: no-op. */
+void pw_secret_redact(const pw_secret_t *secret, char *text, size_t text_size);
 
 #endif

@@ -104,9 +104,10 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
     pw_api_error_decide(err);
 }
 
-/* Parses a 200 body's "id" or classifies the failure. */
+/* Parses a 200 body's "id" or classifies the failure. The platform's
+ * message may quote the token it refused: it never leaves here with it. */
 static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *resp,
-                             char id[PW_ID_MAX], pw_api_error_t *err)
+                             const pw_secret_t *token, char id[PW_ID_MAX], pw_api_error_t *err)
 {
     if (rc == 0 && resp->status == 200) {
         cJSON *root = cJSON_Parse(resp->body);
@@ -127,6 +128,7 @@ static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *r
     } else {
         pw_api_error_classify(endpoint, rc == 0 ? resp->status : 0, resp->body,
                               resp->retry_after_ms, resp->error, err);
+        pw_secret_redact(token, err->message, sizeof(err->message));
     }
     pw_http_response_clear(resp);
     return -1;
@@ -154,7 +156,7 @@ int pw_threads_create_container(pw_http_t *http, const char *base_url, const cha
     int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
     pw_metrics_api_call(PW_EPM_CREATE, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
-    return pw_threads_finish(PW_EP_CREATE, rc, &resp, id, err);
+    return pw_threads_finish(PW_EP_CREATE, rc, &resp, token, id, err);
 }
 
 static int pw_container_status_parse(const char *name, pw_container_status_t *status)
@@ -188,9 +190,11 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "error_message");
         int ok = cJSON_IsString(st) && pw_container_status_parse(st->valuestring, status) == 0;
-        if (error_message && error_message_size)
+        if (error_message && error_message_size) {
             snprintf(error_message, error_message_size, "%s",
                      cJSON_IsString(msg) ? msg->valuestring : "");
+            pw_secret_redact(token, error_message, error_message_size);
+        }
         cJSON_Delete(root);
         if (ok) {
             pw_http_response_clear(&resp);
@@ -203,7 +207,7 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
         return -1;
     }
     char unused[PW_ID_MAX];
-    return pw_threads_finish(PW_EP_STATUS, rc, &resp, unused, err);
+    return pw_threads_finish(PW_EP_STATUS, rc, &resp, token, unused, err);
 }
 
 int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_id,
@@ -220,5 +224,5 @@ int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_i
     int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
     pw_metrics_api_call(PW_EPM_PUBLISH, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
-    return pw_threads_finish(PW_EP_PUBLISH, rc, &resp, media_id, err);
+    return pw_threads_finish(PW_EP_PUBLISH, rc, &resp, token, media_id, err);
 }

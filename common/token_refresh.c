@@ -150,6 +150,10 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
     else
         pw_api_error_classify(endpoint, rc == 0 ? resp.status : 0, resp.body, resp.retry_after_ms,
                               resp.error, err);
+    /* The platform's text may quote what it refused. */
+    pw_secret_redact(cur->access_token, err->message, sizeof(err->message));
+    pw_secret_redact(cur->refresh_token, err->message, sizeof(err->message));
+    pw_secret_redact(conf->oauth2_client_secret, err->message, sizeof(err->message));
     if (rc == 0 && resp.status == 200) {
         err->cls = PW_EC_TRANSIENT; /* 200 without a usable token: never store it */
         err->retriable = true;

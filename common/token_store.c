@@ -261,19 +261,19 @@ pw_ts_status_t pw_token_store_parse(pw_token_store_t *store, const char *account
     if (!sealed) {
         pw_errstr_set(errstr, errstr_size, "account %s: token record has no access token",
                       account_id);
-        status = PW_TS_ERROR;
+        status = PW_TS_UNREADABLE;
     } else {
         const char *colon = strchr(sealed, ':');
         token->key_id = colon ? pw_strndup(sealed, (size_t)(colon - sealed)) : pw_strdup("");
         if (pw_token_open_field(store, account_id, "access_token", sealed, &token->access_token,
                                 errstr, errstr_size) == -1)
-            status = PW_TS_ERROR;
+            status = PW_TS_UNREADABLE;
     }
     sealed = pw_reply_field(reply, "refresh_token");
     if (status == PW_TS_OK && sealed &&
         pw_token_open_field(store, account_id, "refresh_token", sealed, &token->refresh_token,
                             errstr, errstr_size) == -1)
-        status = PW_TS_ERROR;
+        status = PW_TS_UNREADABLE;
     if (status != PW_TS_OK) {
         pw_token_destroy(token);
         return status;

@@ -23,7 +23,15 @@
 
 typedef enum { PW_REFRESH_THREADS = 0, PW_REFRESH_OAUTH2 } pw_refresh_method_t;
 
-typedef enum { PW_TS_OK = 0, PW_TS_NOT_FOUND, PW_TS_STALE, PW_TS_ERROR } pw_ts_status_t;
+/* PW_TS_UNREADABLE: the record is there but cannot be opened (malformed, or
+ * sealed with a key not in the ring): retrying will not help, a token put will. */
+typedef enum {
+    PW_TS_OK = 0,
+    PW_TS_NOT_FOUND,
+    PW_TS_UNREADABLE,
+    PW_TS_STALE,
+    PW_TS_ERROR
+} pw_ts_status_t;
 
 typedef struct pw_token_s {
     char *account_id;
@@ -62,8 +70,8 @@ pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_tok
 
 /** @brief Reads and opens the account's token; *out is the caller's to free
  *  with pw_token_destroy().
- *  @returns PW_TS_OK, PW_TS_NOT_FOUND, or PW_TS_ERROR (Redis, or the record
- *  cannot be opened with the key ring) with errstr. */
+ *  @returns PW_TS_OK, PW_TS_NOT_FOUND, PW_TS_UNREADABLE or PW_TS_ERROR
+ *  (Redis failed) with errstr. */
 pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id, pw_token_t **out,
                                   char *errstr, size_t errstr_size) PW_MUSTCHECK;
 

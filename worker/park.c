@@ -105,7 +105,7 @@ bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_
             pw_token_store_get(p->tokens, req->account_id, &account->token, errstr, sizeof(errstr));
         if (st == PW_TS_OK)
             break;
-        if (st == PW_TS_NOT_FOUND || strstr(errstr, "decrypt") || strstr(errstr, "key ring")) {
+        if (st == PW_TS_NOT_FOUND || st == PW_TS_UNREADABLE) {
             /* Nothing to publish with: only a token put can help. */
             pw_log_warn("account has no usable token", PW_F_STR("account_id", req->account_id),
                         PW_F_STR("error", errstr));

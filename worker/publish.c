@@ -26,12 +26,12 @@ static pw_pub_outcome_t pw_publish_redis_failed(pw_publish_t *pub, const char *w
     return PW_PUB_REDIS;
 }
 
-static pw_pub_outcome_t pw_publish_media_failed(pw_publish_t *pub, const char *message,
-                                                int http_status)
+/* The container went to ERROR or EXPIRED: a status read, not an API error. */
+static pw_pub_outcome_t pw_publish_media_failed(pw_publish_t *pub, const char *message)
 {
     pw_api_error_classify(PW_EP_STATUS, 400, NULL, -1, NULL, &pub->err);
     pub->err.cls = PW_EC_MEDIA;
-    pub->err.http_status = http_status;
+    pub->err.http_status = -1;
     snprintf(pub->err.message, sizeof(pub->err.message), "%s",
              message && *message ? message : "the media container failed");
     return PW_PUB_FAILED;
@@ -129,11 +129,9 @@ static pw_pub_outcome_t pw_publish_container(pw_publish_t *pub, const char *cont
                 return PW_PUB_DUPLICATE;
             }
             if (status == PW_CONTAINER_ERROR || status == PW_CONTAINER_EXPIRED)
-                return pw_publish_media_failed(pub,
-                                               status == PW_CONTAINER_EXPIRED
-                                                   ? "the media container expired"
-                                                   : pub->media_error,
-                                               -1);
+                return pw_publish_media_failed(pub, status == PW_CONTAINER_EXPIRED
+                                                        ? "the media container expired"
+                                                        : pub->media_error);
         }
         if (pw_threads_publish(pub->http, conf->threads_api_base_url, pub->token->user_id,
                                pub->token->access_token, container_id, pub->media_id,
@@ -147,7 +145,7 @@ static pw_pub_outcome_t pw_publish_container(pw_publish_t *pub, const char *cont
             return PW_PUB_RETRY;
         }
         if (round >= 1 && !pub->err.not_ready)
-            return pw_publish_media_failed(pub, pub->err.message, pub->err.http_status);
+            return PW_PUB_FAILED; /* pub->err already says why (class media) */
     }
 }
 

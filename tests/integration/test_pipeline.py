@@ -225,6 +225,26 @@ def test_media_error_fails_with_the_platform_message(worker_env, workers, fake, 
     assert w.stop() == 0
 
 
+def test_a_media_error_of_the_publish_call_keeps_its_code_and_message(worker_env, workers, fake,
+                                                                      run_cli, topics,
+                                                                      kafka_bootstrap):
+    """threads_publish refuses the container for a media reason (code 24, not
+    "not ready"), also after a status check: the result carries Meta's error."""
+    env = worker_env()
+    user, _ = connect_account(run_cli, env, fake, "acct-pubmedia")
+    fake.fail("threads_publish", 400, 24, subcode=2207051, count=5,
+              message="Media upload has failed with error code 2207051")
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-pubmedia", request("acct-pubmedia"))])
+    w = workers.start(env)
+    (_, result), = wait_results(kafka_bootstrap, topics, 1)
+    assert result["status"] == "failed"
+    error = result["error"]
+    assert (error["class"], error["code"], error["subcode"]) == ("media", 24, 2207051)
+    assert "2207051" in error["message"]
+    assert published_texts(fake, user) == []
+    assert w.stop() == 0
+
+
 def test_crash_after_publish_before_record_is_a_duplicate(worker_env, workers, fake, run_cli,
                                                           topics, kafka_bootstrap, rds,
                                                           threads_url):

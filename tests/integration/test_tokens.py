@@ -314,3 +314,24 @@ def test_a_redelivered_parked_post_is_parked_and_published_once(worker_env, work
     assert [r["status"] for r in results] == ["parked", "parked", "published"]
     assert published_texts(fake, user) == [req["post"]["text"]]
     assert w.stop() == 0
+
+
+def test_a_platform_message_quoting_the_token_never_leaves_the_worker(worker_env, workers, fake,
+                                                                      run_cli, topics,
+                                                                      kafka_bootstrap, rds):
+    """Graph API errors can quote the token they refused ("Malformed access
+    token <token>"): results, alerts and logs carry its fingerprint instead."""
+    env = worker_env()
+    user, token = connect_account(run_cli, env, fake, "acct-quote")
+    fake.fail("threads", 400, 190, subcode=460, count=10, user_id=user,
+              message=f"Malformed access token {token}")
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-quote", request("acct-quote"))])
+    w = workers.start(env)
+    results = results_of(kafka_bootstrap, topics, 1)
+    assert results[0]["status"] == "parked"
+    assert results[0]["error"]["message"].startswith("Malformed access token [secret sha256:")
+    alerts = alerts_of(kafka_bootstrap, topics)
+    assert [a["kind"] for a in alerts] == ["reconnect_required"]
+    assert w.stop() == 0
+    assert token not in json.dumps(results) + json.dumps(alerts) + w.logs()
+    assert_no_secret_anywhere(fake, [w], kafka_bootstrap, topics, rds)

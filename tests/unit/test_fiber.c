@@ -362,6 +362,78 @@ static void test_redis_failed_select_fails_commands_never_runs_them_elsewhere(vo
     pw_redis_destroy(db0);
 }
 
+/* redis://user:password@host:port/14 from PW_TEST_REDIS_URL. */
+static void url_with_credentials(char *out, size_t size, const char *user, const char *password)
+{
+    const char *url = getenv("PW_TEST_REDIS_URL");
+    const char *host = url + strlen("redis://");
+    snprintf(out, size, "redis://%s:%s@%.*s/14", user, password, (int)(strrchr(host, '/') - host),
+             host);
+}
+
+typedef struct {
+    pw_redis_t *redis;
+    char error[256];
+    bool ok;
+} pinger_t;
+
+static void pinger(void *arg)
+{
+    pinger_t *pg = arg;
+    const char *ping[] = {"PING"};
+    redisReply *reply = pw_redis_command(pg->redis, pg->error, sizeof(pg->error), 1, ping);
+    pg->ok = reply != NULL;
+    if (reply)
+        freeReplyObject(reply);
+}
+
+/* PING from a thread and from a fiber; returns how many succeeded and the
+ * last error. */
+static int ping_both_ways(const char *url, char *error, size_t size)
+{
+    char errstr[256];
+    pw_redis_t *redis = pw_redis_new(url, 2, 2000, errstr, sizeof(errstr));
+    assert_non_null(redis);
+    int ok = 0;
+    pinger_t pg = {.redis = redis};
+    pinger(&pg);
+    ok += pg.ok;
+    pw_loop_t *loop = pw_loop_start(0);
+    pw_fiber_spawn(loop, 64 * 1024, pinger, &pg);
+    pw_loop_join(loop);
+    ok += pg.ok;
+    snprintf(error, size, "%s", pg.error);
+    pw_redis_destroy(redis);
+    return ok;
+}
+
+static void test_redis_auth_as_a_user_and_a_wrong_password_never_echoed(void **state)
+{
+    (void)state;
+    pw_redis_t *admin = redis_for_test(2000);
+    if (!admin)
+        skip();
+    char errstr[256], url[512], error[256];
+    const char *setuser[] = {"ACL",           "SETUSER", "pw-fiber-test", "on",
+                             ">right-pw-7d1", "~*",      "+@all"};
+    redisReply *reply = pw_redis_command(admin, errstr, sizeof(errstr), 7, setuser);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+
+    url_with_credentials(url, sizeof(url), "pw-fiber-test", "right-pw-7d1");
+    assert_int_equal(ping_both_ways(url, error, sizeof(error)), 2);
+    url_with_credentials(url, sizeof(url), "pw-fiber-test", "wrong-pw-3c9");
+    assert_int_equal(ping_both_ways(url, error, sizeof(error)), 0);
+    assert_non_null(strstr(error, "AUTH"));
+    assert_null(strstr(error, "wrong-pw-3c9"));
+
+    const char *deluser[] = {"ACL", "DELUSER", "pw-fiber-test"};
+    reply = pw_redis_command(admin, errstr, sizeof(errstr), 3, deluser);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    pw_redis_destroy(admin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_redis_timeout_drops_connection_and_next_command_reconnects),
         cmocka_unit_test(test_redis_unreachable_fails_with_a_message),
         cmocka_unit_test(test_redis_failed_select_fails_commands_never_runs_them_elsewhere),
+        cmocka_unit_test(test_redis_auth_as_a_user_and_a_wrong_password_never_echoed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

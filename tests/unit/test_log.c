@@ -109,12 +109,38 @@ static void test_secrets_print_only_as_fingerprints(void **state)
     pw_secret_destroy(token);
 }
 
+static void test_redact_replaces_every_quote_of_a_secret(void **state)
+{
+    (void)state;
+    pw_secret_t *token = pw_secret_new("THAAtoken123", 12);
+    char fp[32], want[256];
+    pw_secret_fingerprint(token, fp, sizeof(fp));
+    char text[256] = "Malformed access token THAAtoken123 (THAAtoken123)";
+    pw_secret_redact(token, text, sizeof(text));
+    snprintf(want, sizeof(want), "Malformed access token [secret %s] ([secret %s])", fp, fp);
+    assert_string_equal(text, want);
+
+    /* Truncated to the buffer, never leaving a piece of the secret behind. */
+    char small[30] = "token THAAtoken123 tail";
+    pw_secret_redact(token, small, sizeof(small));
+    assert_null(strstr(small, "THAA"));
+    assert_true(strlen(small) == sizeof(small) - 1);
+
+    char other[64] = "nothing to hide";
+    pw_secret_redact(token, other, sizeof(other));
+    assert_string_equal(other, "nothing to hide");
+    pw_secret_redact(NULL, other, sizeof(other));
+    assert_string_equal(other, "nothing to hide");
+    pw_secret_destroy(token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_are_json_with_context),
         cmocka_unit_test(test_level_gates_before_arguments_are_evaluated),
         cmocka_unit_test(test_secrets_print_only_as_fingerprints),
+        cmocka_unit_test(test_redact_replaces_every_quote_of_a_secret),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
