@@ -1,9 +1,6 @@
 /* Kafka helpers: configuration, the worker's clients, and log routing. */
 #include "kafka.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "fiber.h"
 #include "log.h"
 #include "metrics.h"
@@ -140,18 +137,18 @@ rd_kafka_t *pw_kafka_consumer_new(const pw_config_t *conf,
     return rk;
 }
 
-int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const void *value,
-                     size_t value_len, const rd_kafka_headers_t *hdrs, void *msg_opaque,
-                     char *errstr, size_t errstr_size)
+int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const rd_kafka_headers_t *hdrs,
+                     void *msg_opaque, char *errstr, size_t errstr_size)
 {
     rd_kafka_headers_t *copy = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     /* A full local queue is back-pressure, not failure: serve reports and retry. */
     for (int tries = 0; tries < 100; tries++) {
-        err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? key_len : 0),
+                                RD_KAFKA_V_VALUE((void *)value, value_len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(copy),
+                                RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         /* Only sleep: polling here would run delivery reports on this thread. */

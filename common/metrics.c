@@ -198,7 +198,6 @@ static struct {
         long lag;
     } lag[PW_M_LAG_MAX];
     int lag_count;
-    double start_time;
 } pw_m = {.lag_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int pw_m_index(const char *const *names, size_t count, const char *name)

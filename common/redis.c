@@ -2,7 +2,6 @@
 #include "redis.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <hiredis/async.h>
 #include <netdb.h>
 #include <openssl/sha.h>
@@ -31,7 +30,6 @@ struct pw_redis_s {
     pthread_cond_t cond;
     redisContext **idle; /* open connections not in use */
     int idle_count;
-    int capacity;  /* pool_size */
     int available; /* slots not handed out: idle ones plus ones not yet opened */
 
     /* Fibers: one pipelined connection per loop, touched only by that loop's
@@ -104,7 +102,6 @@ pw_redis_t *pw_redis_new(const char *url, int pool_size, int timeout_ms, char *e
              redis->db);
     pthread_mutex_init(&redis->lock, NULL);
     pthread_cond_init(&redis->cond, NULL);
-    redis->capacity = pool_size;
     redis->available = pool_size;
     redis->idle = pw_calloc((size_t)pool_size, sizeof(redisContext *));
     return redis;
@@ -298,14 +295,10 @@ static void pw_redis_async_on_reply(redisAsyncContext *ac, void *r, void *privda
 {
     pw_redis_async_t *ra = ac->data;
     pw_redis_wait_t *w = privdata;
-    pw_redis_wait_t **pp = &ra->head, *prev = NULL;
-    while (*pp != w) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    *pp = w->next;
-    if (ra->tail == w)
-        ra->tail = prev;
+    /* Replies (and the NULLs of a dropped connection) come in sending order. */
+    ra->head = w->next;
+    if (!ra->head)
+        ra->tail = NULL;
     if (r)
         w->reply = pw_redis_reply_copy(r);
     else

@@ -2,7 +2,6 @@
 #include "token_refresh.h"
 
 #include <cjson/cJSON.h>
-#include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>

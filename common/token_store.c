@@ -11,8 +11,6 @@ struct pw_token_store_s {
     const pw_keyring_t *ring; /* borrowed */
 };
 
-#define PW_TOKEN_EXPIRY_INDEX "pw:token_expiry"
-
 /* KEYS: token, fence, account. ARGV: now_ms, then field/value pairs.
  * A put replaces the record and takes the next fencing number. */
 static pw_redis_script_t pw_token_put_script = {

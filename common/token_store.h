@@ -33,6 +33,9 @@ typedef enum {
     PW_TS_ERROR
 } pw_ts_status_t;
 
+/* Accounts by token expiry (unix seconds): what the sweep refreshes ahead. */
+#define PW_TOKEN_EXPIRY_INDEX "pw:token_expiry"
+
 typedef struct pw_token_s {
     char *account_id;
     char *user_id;

@@ -7,7 +7,6 @@
  * active accounts anyway, so the command says so and exits 1. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,8 +160,8 @@ static int pw_token_announce(const pw_config_t *conf, const char *account_id, ch
     if (!rk)
         return -1;
     char *event = pw_event_account_new("token_updated", account_id, pw_now_ms());
-    int rc = pw_kafka_produce(rk, conf->topic_account_events, account_id, event, strlen(event),
-                              NULL, NULL, errstr, errstr_size);
+    int rc = pw_kafka_produce(rk, conf->topic_account_events, account_id, strlen(account_id), event,
+                              strlen(event), NULL, NULL, errstr, errstr_size);
     free(event);
     if (rc == 0) {
         rd_kafka_resp_err_t err = rd_kafka_flush(rk, 15000);

@@ -80,7 +80,6 @@ static redisReply *pw_park_eval(pw_pipeline_t *p, pw_redis_script_t *script, int
 }
 
 /* The set of accounts with parked posts, for the sweep's replay. */
-#define PW_PARKED_ACCOUNTS "pw:parked_accounts"
 
 static void pw_park_track(pw_pipeline_t *p, const char *account_id)
 {
@@ -96,7 +95,9 @@ static const char *pw_park_class_of(const char *reason)
     return strcmp(reason, "missing_scope") == 0 ? "permission" : "auth";
 }
 
-bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_t *account)
+/* Reads the account's token, retrying while Redis is away; token NULL when
+ * there is none usable. Returns false when the worker is stopping. */
+static bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_t *account)
 {
     memset(account, 0, sizeof(*account));
     char errstr[512];
@@ -163,11 +164,6 @@ static bool pw_park_if_needed_as(pw_pipeline_t *p, pw_job_t *job, const pw_reque
         pw_park_answer_parked(p, job, req, reply->element[1]->str, err, attempts, token_refreshed);
     freeReplyObject(reply);
     return true;
-}
-
-bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked)
-{
-    return pw_park_if_needed_as(p, job, req, parked, NULL, 0, false);
 }
 
 /* KEYS: token, account, parked, post record. ARGV: value. One round trip at
@@ -249,7 +245,8 @@ void pw_park_mark(pw_pipeline_t *p, pw_job_t *job, const char *account_id, int64
     pw_log_warn("account marked reconnect_required", PW_F_STR("account_id", account_id),
                 PW_F_STR("reason", reason));
     char *event = pw_event_account_new("reconnect_required", account_id, pw_now_ms());
-    pw_pipeline_emit(p, job, p->conf->topic_account_events, account_id, event, strlen(event), NULL);
+    pw_pipeline_emit(p, job, p->conf->topic_account_events, account_id, strlen(account_id), event,
+                     strlen(event), NULL);
     free(event);
     bool scope = err->auth == PW_AUTH_MISSING_SCOPE;
     pw_pipeline_alert(p, job, scope ? "permission_denied" : "reconnect_required", account_id, err,

@@ -17,9 +17,9 @@ typedef struct pw_account_s {
     pw_token_t *token; /* NULL when the account has no usable token */
 } pw_account_t;
 
-/** @brief Reads the account's token and status, retrying while Redis is
- *  away. @returns false when the worker is stopping. */
-bool pw_park_load_account(pw_pipeline_t *p, const pw_request_t *req, pw_account_t *account);
+/* Accounts with parked posts: what the sweep replays. */
+#define PW_PARKED_ACCOUNTS "pw:parked_accounts"
+
 void pw_park_account_clear(pw_account_t *account);
 
 /** @brief The first step of every post, in one Redis round trip: parks it
@@ -28,10 +28,6 @@ void pw_park_account_clear(pw_account_t *account);
  *  post's record into rec. @returns false when stopping. */
 bool pw_park_begin(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, pw_account_t *account,
                    pw_post_record_t *rec, int *parked);
-
-/** @brief Parks req if its account is marked or has parked posts, answering
- *  parked; *parked says whether it did. @returns false when stopping. */
-bool pw_park_if_needed(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req, int *parked);
 
 /** @brief Parks req of an account without a usable token, marking it.
  *  @returns false when the worker is stopping (the post is not parked). */

@@ -40,13 +40,13 @@ bool pw_pipeline_sleep(pw_pipeline_t *p, long ms)
 }
 
 void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const char *key,
-                      const char *value, size_t len, const rd_kafka_headers_t *hdrs)
+                      size_t key_len, const char *value, size_t len, const rd_kafka_headers_t *hdrs)
 {
     char errstr[512];
     if (job)
         pw_sched_produced(p->sched, job);
-    if (pw_kafka_produce(p->producer, topic, key, value, len, hdrs, job, errstr, sizeof(errstr)) ==
-        -1) {
+    if (pw_kafka_produce(p->producer, topic, key, key_len, value, len, hdrs, job, errstr,
+                         sizeof(errstr)) == -1) {
         /* Only local, permanent causes get here (size, unknown topic): not
          * worth blocking the partition for. */
         pw_log_error("could not produce", PW_F_STR("topic", topic), PW_F_STR("error", errstr),
@@ -75,20 +75,9 @@ static void pw_pipeline_dead_letter(pw_pipeline_t *p, pw_job_t *job, const char 
     pw_log_warn("dead letter", PW_F_STR("error_class", cls), PW_F_STR("reason", reason),
                 PW_F_STR("source_topic", job->topic), PW_F_INT("partition", job->partition),
                 PW_F_INT("offset", job->offset));
-    char errstr[512];
-    pw_sched_produced(p->sched, job);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->producer, RD_KAFKA_V_TOPIC(p->conf->topic_dead_letter),
-        RD_KAFKA_V_KEY(job->key, job->key ? job->key_len : 0),
-        RD_KAFKA_V_VALUE(job->value, job->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(job), RD_KAFKA_V_END);
-    if (err) {
-        rd_kafka_headers_destroy(hdrs);
-        snprintf(errstr, sizeof(errstr), "%s", rd_kafka_err2str(err));
-        pw_log_error("could not dead-letter", PW_F_STR("error", errstr),
-                     PW_F_INT("offset", job->offset));
-        pw_sched_delivered(p->sched, job);
-    }
+    pw_pipeline_emit(p, job, p->conf->topic_dead_letter, job->key, job->key_len, job->value,
+                     job->value_len, hdrs);
+    rd_kafka_headers_destroy(hdrs);
 }
 
 void pw_pipeline_result(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req,
@@ -100,8 +89,8 @@ void pw_pipeline_result(pw_pipeline_t *p, pw_job_t *job, const pw_request_t *req
     result->worker_id = p->conf->worker_id;
     result->finished_at_ms = pw_now_ms();
     char *value = pw_event_result_new(result);
-    pw_pipeline_emit(p, job, p->conf->topic_publish_results, req->account_id, value, strlen(value),
-                     NULL);
+    pw_pipeline_emit(p, job, p->conf->topic_publish_results, req->account_id,
+                     strlen(req->account_id), value, strlen(value), NULL);
     free(value);
     pw_metrics_result(result->status, result->error ? result->error->cls : NULL);
     pw_log_info("post answered", PW_F_STR("account_id", req->account_id),
@@ -151,7 +140,8 @@ void pw_pipeline_alert(pw_pipeline_t *p, pw_job_t *job, const char *kind, const 
         .at_ms = pw_now_ms(),
     };
     char *value = pw_event_alert_new(&alert);
-    pw_pipeline_emit(p, job, p->conf->topic_alerts, account_id, value, strlen(value), NULL);
+    pw_pipeline_emit(p, job, p->conf->topic_alerts, account_id, strlen(account_id), value,
+                     strlen(value), NULL);
     free(value);
     pw_metrics_alert(kind);
     pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
@@ -279,8 +269,11 @@ static bool pw_pipeline_publish(pw_pipeline_t *p, pw_http_t *http, pw_job_t *job
     case PW_PUB_DUPLICATE:
         result.status = out == PW_PUB_PUBLISHED ? "published" : "duplicate";
         result.media_id = pub.media_id[0] ? pub.media_id : NULL;
-        if (out == PW_PUB_DUPLICATE)
-            result.attempts = 0; /* nothing was published for this request */
+        /* Found in the record at once: nothing was tried for this request.
+         * Found on a retry: an earlier attempt of ours published it (its
+         * answer was lost), so the attempts stand. */
+        if (out == PW_PUB_DUPLICATE && result.attempts == 1)
+            result.attempts = 0;
         pw_pipeline_result(p, job, req, &result);
         break;
     case PW_PUB_AUTH:

@@ -41,7 +41,8 @@ bool pw_pipeline_run(void *opaque, void *fiber_state, pw_job_t *job);
  *  job may be NULL (the sweep's own output): delivery is then best effort.
  *  @locality worker fiber or the sweep's thread */
 void pw_pipeline_emit(pw_pipeline_t *p, pw_job_t *job, const char *topic, const char *key,
-                      const char *value, size_t len, const rd_kafka_headers_t *hdrs);
+                      size_t key_len, const char *value, size_t len,
+                      const rd_kafka_headers_t *hdrs);
 
 /** @brief Sleeps ms unless the worker is stopping; returns false if it is. */
 bool pw_pipeline_sleep(pw_pipeline_t *p, long ms);

@@ -11,11 +11,9 @@
  * stored and committed, and the consumer leaves its group (guarded by a
  * timeout: librdkafka 2.0.2 can hang closing a cooperative consumer). A
  * second signal exits at once. */
-#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

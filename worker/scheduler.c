@@ -42,7 +42,6 @@ typedef struct pw_slot_s {
 
 struct pw_sched_s {
     pthread_mutex_t lock;
-    pthread_cond_t settled; /* a job finished or was delivered */
     const pw_sched_ops_t *ops;
     void *opaque;
     pw_slot_t *slots;
@@ -191,7 +190,6 @@ static void pw_job_settle(pw_sched_t *sched, pw_job_t *job)
     if (!job->abandoned)
         job->done = true;
     sched->in_flight--;
-    pthread_cond_broadcast(&sched->settled);
     if (!job->part) {
         pw_job_free(job); /* orphaned by a revoke: nothing to commit */
         return;
@@ -221,7 +219,6 @@ static void pw_job_finished(pw_sched_t *sched, pw_job_t *job, bool finished)
     }
     if (--job->pending == 0)
         pw_job_settle(sched, job);
-    pthread_cond_broadcast(&sched->settled);
     pthread_mutex_unlock(&sched->lock);
 }
 
@@ -281,7 +278,6 @@ pw_sched_t *pw_sched_new(int concurrency, const pw_sched_ops_t *ops, void *opaqu
 {
     pw_sched_t *sched = pw_calloc(1, sizeof(*sched));
     pthread_mutex_init(&sched->lock, NULL);
-    pthread_cond_init(&sched->settled, NULL);
     sched->ops = ops;
     sched->opaque = opaque;
     sched->bucket_count = 256;
@@ -336,7 +332,6 @@ void pw_sched_destroy(pw_sched_t *sched)
     }
     free(sched->buckets);
     pthread_mutex_destroy(&sched->lock);
-    pthread_cond_destroy(&sched->settled);
     free(sched);
 }
 

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "park.h"
@@ -17,19 +16,30 @@ struct pw_sweep_s {
     pw_pipeline_t *p;
     pw_http_t *http;
     pthread_t thread;
-    atomic_bool stop;
 };
 
-/* A waiting pass: the sweep stops with the worker. */
-static bool pw_sweep_wait(pw_sweep_t *sweep, long ms)
+/* KEYS: expiry index, token. ARGV: account, fencing number seen (0: no
+ * token). Drops the account from the index unless a newer token was stored
+ * since (which indexed itself again). */
+static pw_redis_script_t pw_unindex_script = {
+    .source = "if tonumber(redis.call('HGET', KEYS[2], 'fence') or '0') == tonumber(ARGV[2])"
+              " then return redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
+              "return 0\n",
+};
+
+/* An account the sweep can do nothing for until a token put (gone, marked,
+ * expired): out of the index, so it does not crowd out accounts that are due. */
+static void pw_sweep_unindex(pw_sweep_t *sweep, const char *account_id, int64_t fence)
 {
-    int64_t until = pw_mono_ms() + ms;
-    while (!atomic_load(&sweep->stop)) {
-        if (pw_mono_ms() >= until)
-            return true;
-        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000L}, NULL);
-    }
-    return false;
+    char k_token[200], seen[32], errstr[256];
+    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
+    snprintf(seen, sizeof(seen), "%lld", (long long)fence);
+    const char *keys[] = {PW_TOKEN_EXPIRY_INDEX, k_token};
+    const char *args[] = {account_id, seen};
+    redisReply *reply = pw_redis_eval(sweep->p->redis, &pw_unindex_script, 2, keys, 2, args, errstr,
+                                      sizeof(errstr));
+    if (reply)
+        freeReplyObject(reply);
 }
 
 static void pw_sweep_expiring_alert(pw_sweep_t *sweep, const pw_token_t *token, const char *why)
@@ -52,22 +62,25 @@ static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
     char *status = NULL;
     pw_ts_status_t st =
         pw_token_store_get(p->tokens, account_id, &account.token, errstr, sizeof(errstr));
-    if (st != PW_TS_OK ||
-        pw_token_store_get_status(p->tokens, account_id, &status, errstr, sizeof(errstr)) !=
-            PW_TS_OK ||
-        (status && strcmp(status, "active") != 0)) {
-        free(status);
+    if (st == PW_TS_NOT_FOUND)
+        pw_sweep_unindex(sweep, account_id, 0);
+    if (st != PW_TS_OK || pw_token_store_get_status(p->tokens, account_id, &status, errstr,
+                                                    sizeof(errstr)) != PW_TS_OK) {
         pw_park_account_clear(&account);
-        return; /* gone, unreadable or waiting for a reconnect: nothing to refresh */
+        return; /* gone, unreadable, or Redis is away: nothing to refresh now */
     }
+    bool active = !status || strcmp(status, "active") == 0;
     free(status);
     int64_t now_s = pw_now_ms() / 1000;
-    /* Not refreshable (yet): warn while there is time to reconnect by hand. */
-    if (!pw_token_refresh_allowed(account.token, now_s)) {
-        pw_sweep_expiring_alert(sweep, account.token,
-                                now_s >= account.token->expires_at
-                                    ? "has expired"
-                                    : "cannot be refreshed before it is 24 hours old");
+    bool expired = now_s >= account.token->expires_at;
+    if (!active || !pw_token_refresh_allowed(account.token, now_s)) {
+        /* Not refreshable (yet): warn while there is time to reconnect by hand. */
+        if (active)
+            pw_sweep_expiring_alert(sweep, account.token,
+                                    expired ? "has expired"
+                                            : "cannot be refreshed before it is 24 hours old");
+        if (!active || expired) /* only a token put helps now */
+            pw_sweep_unindex(sweep, account_id, account.token->fence);
         pw_park_account_clear(&account);
         return;
     }
@@ -103,25 +116,19 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
     char horizon[32];
     snprintf(horizon, sizeof(horizon), "%lld",
              (long long)(pw_now_ms() / 1000 + conf->token_refresh_ahead_s));
-    const char *zargv[] = {"ZRANGEBYSCORE", "pw:token_expiry", "-inf", horizon, "LIMIT", "0",
+    const char *zargv[] = {"ZRANGEBYSCORE", PW_TOKEN_EXPIRY_INDEX, "-inf", horizon, "LIMIT", "0",
                            PW_SWEEP_BATCH};
     redisReply *due = pw_sweep_list(sweep, 7, zargv);
-    for (size_t i = 0; due && i < due->elements && !atomic_load(&sweep->stop); i++)
+    for (size_t i = 0; due && i < due->elements && !atomic_load(&sweep->p->stopping); i++)
         pw_sweep_account(sweep, due->element[i]->str);
     if (due)
         freeReplyObject(due);
 
-    const char *sargv[] = {"SMEMBERS", "pw:parked_accounts"};
+    /* pw_park_replay() replays only active accounts with parked posts. */
+    const char *sargv[] = {"SMEMBERS", PW_PARKED_ACCOUNTS};
     redisReply *parked = pw_sweep_list(sweep, 2, sargv);
-    for (size_t i = 0; parked && i < parked->elements && !atomic_load(&sweep->stop); i++) {
-        const char *account_id = parked->element[i]->str;
-        char *status = NULL, errstr[256];
-        if (pw_token_store_get_status(sweep->p->tokens, account_id, &status, errstr,
-                                      sizeof(errstr)) == PW_TS_OK &&
-            status && strcmp(status, "active") == 0)
-            pw_park_replay(sweep->p, sweep->http, NULL, account_id);
-        free(status);
-    }
+    for (size_t i = 0; parked && i < parked->elements && !atomic_load(&sweep->p->stopping); i++)
+        pw_park_replay(sweep->p, sweep->http, NULL, parked->element[i]->str);
     if (parked)
         freeReplyObject(parked);
 }
@@ -132,7 +139,7 @@ static void *pw_sweep_thread(void *arg)
     long interval_ms = sweep->p->conf->token_sweep_interval_s * 1000;
     /* Spread the fleet: a random first delay, then jittered intervals. */
     long delay = random() % (interval_ms + 1);
-    while (pw_sweep_wait(sweep, delay)) {
+    while (pw_pipeline_sleep(sweep->p, delay)) {
         pw_sweep_pass(sweep);
         delay = interval_ms * 3 / 4 + random() % (interval_ms / 2 + 1);
     }
@@ -153,7 +160,6 @@ void pw_sweep_destroy(pw_sweep_t *sweep)
 {
     if (!sweep)
         return;
-    atomic_store(&sweep->stop, true);
     pthread_join(sweep->thread, NULL);
     pw_http_destroy(sweep->http);
     free(sweep);

@@ -134,7 +134,10 @@ def run(name, spec, args, workdir):
 
     stats = fake.stats()
     published = [p["text"] for u in users.values() for p in stats["publications"].get(u, [])]
-    lost = len(texts) - len({r["post_id"] for r, _ in results if r["status"] == "published"})
+    # Lost: never published on the fake, or never answered `published`.
+    answered = {r["post_id"] for r, _ in results if r["status"] == "published"}
+    published_once = set(published)
+    lost = sum(1 for pid, text in texts.items() if text not in published_once or pid not in answered)
     doubled = len(published) - len(set(published)) + stats["double_publish_attempts"]
     stamps = sorted(ts for _, ts in results)
     span = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else float("nan")

@@ -245,6 +245,30 @@ def test_a_media_error_of_the_publish_call_keeps_its_code_and_message(worker_env
     assert w.stop() == 0
 
 
+def test_a_publish_call_that_times_out_after_publishing_is_not_sent_again(
+        worker_env, workers, fake, run_cli, topics, kafka_bootstrap):
+    """Threads publishes, but its answer comes after the worker's timeout: the
+    retry asks the recorded container's status instead of publishing again."""
+    env = worker_env(HTTP_TIMEOUT_MS="500")
+    user, _ = connect_account(run_cli, env, fake, "acct-late")
+    # Published 1 s after the call; the retry comes after 0.5 s + at least 0.8 s.
+    fake.settings(latency_ms_by_endpoint={"threads_publish": 1000})
+    req = request("acct-late")
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-late", req)])
+    w = workers.start(env)
+    (_, result), = wait_results(kafka_bootstrap, topics, 1)
+    # This request's own first attempt published it; its media id was in the
+    # lost answer, so the contract's "duplicate" with a null media_id.
+    assert (result["status"], result["media_id"], result["attempts"]) == ("duplicate", None, 2)
+    assert result["error"] is None
+    stats = fake.stats()
+    assert stats["requests_by_endpoint"]["threads_publish"] == 1
+    assert stats["double_publish_attempts"] == 0
+    assert published_texts(fake, user) == [req["post"]["text"]]
+    assert_no_more(kafka_bootstrap, topics["results"], 1)
+    assert w.stop() == 0
+
+
 def test_crash_after_publish_before_record_is_a_duplicate(worker_env, workers, fake, run_cli,
                                                           topics, kafka_bootstrap, rds,
                                                           threads_url):

@@ -335,3 +335,30 @@ def test_a_platform_message_quoting_the_token_never_leaves_the_worker(worker_env
     assert w.stop() == 0
     assert token not in json.dumps(results) + json.dumps(alerts) + w.logs()
     assert_no_secret_anywhere(fake, [w], kafka_bootstrap, topics, rds)
+
+
+def test_sweep_drops_accounts_only_a_token_put_can_help(worker_env, workers, fake, run_cli,
+                                                        topics, kafka_bootstrap, rds):
+    """An account marked reconnect_required, or with an expired threads token,
+    leaves the expiry index (so it cannot crowd out accounts that are due);
+    a token put brings it back."""
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S="1")
+    now = int(time.time())
+    connect_account(run_cli, env, fake, "acct-marked", issued_at=now - 50 * 86400,
+                    expires_in=51 * 86400)
+    rds.hset("pw:{acct-marked}:account", "status", "reconnect_required")
+    connect_account(run_cli, env, fake, "acct-expired", issued_at=now - 61 * 86400,
+                    expires_in=60 * 86400)
+    connect_account(run_cli, env, fake, "acct-due", issued_at=now - 50 * 86400,
+                    expires_in=51 * 86400)
+    w = workers.start(env)
+    wait_until(lambda: rds.zscore("pw:token_expiry", "acct-marked") is None
+               and rds.zscore("pw:token_expiry", "acct-expired") is None, timeout=20,
+               message="both dropped from the index")
+    wait_until(lambda: fake.stats()["refreshes"].get("u-acct-due") == 1, timeout=20)
+    assert rds.zscore("pw:token_expiry", "acct-due") is not None
+    expiring = [a for a in alerts_of(kafka_bootstrap, topics) if a["kind"] == "token_expiring"]
+    assert [a["account_id"] for a in expiring] == ["acct-expired"]
+    connect_account(run_cli, env, fake, "acct-marked")
+    assert rds.zscore("pw:token_expiry", "acct-marked") is not None
+    assert w.stop() == 0
