@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redis.h"
 
 #define PW_CV_OFF(field) offsetof(pw_config_t, field)
 #define PW_NO_BOUNDS 0, 0
@@ -115,8 +116,14 @@ static int pw_config_check_addr(const char *value)
 
 static int pw_config_check_url(const char *name, const char *value)
 {
-    if (strcmp(name, "REDIS_URL") == 0)
-        return strncmp(value, "redis://", 8) == 0 && value[8] ? 0 : -1;
+    if (strcmp(name, "REDIS_URL") == 0) {
+        /* The parser `run` uses (it opens no connection): both agree. */
+        char errstr[256];
+        pw_redis_t *redis = pw_redis_new(value, 1, 1000, errstr, sizeof(errstr));
+        int ok = redis != NULL;
+        pw_redis_destroy(redis);
+        return ok ? 0 : -1;
+    }
     if (strncmp(value, "http://", 7) == 0 && value[7])
         return 0;
     return strncmp(value, "https://", 8) == 0 && value[8] ? 0 : -1;

@@ -2,9 +2,9 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 
 #include "fiber.h"
@@ -56,34 +56,6 @@ static size_t pw_http_on_body(char *data, size_t size, size_t nmemb, void *arg)
     memcpy(resp->body + resp->body_len, data, n);
     resp->body_len += n;
     resp->body[resp->body_len] = '\0';
-    return n;
-}
-
-/* Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */
-static size_t pw_http_on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-    pw_http_response_t *resp = arg;
-    size_t n = size * nmemb;
-    static const char name[] = "retry-after:";
-    if (n > sizeof(name) && strncasecmp(data, name, sizeof(name) - 1) == 0) {
-        char value[128];
-        size_t len = n - (sizeof(name) - 1);
-        if (len >= sizeof(value))
-            len = sizeof(value) - 1;
-        memcpy(value, data + sizeof(name) - 1, len);
-        value[len] = '\0';
-        char *end;
-        long secs = strtol(value, &end, 10);
-        if (end != value && secs >= 0) {
-            resp->retry_after_ms = secs * 1000;
-        } else {
-            time_t when = curl_getdate(value, NULL);
-            if (when > 0) {
-                int64_t delta = (int64_t)when * 1000 - pw_now_ms();
-                resp->retry_after_ms = delta > 0 ? delta : 0;
-            }
-        }
-    }
     return n;
 }
 
@@ -263,8 +235,6 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for timeouts */
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, pw_http_on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, pw_http_on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "publish-worker/" PW_VERSION);
     pw_fiber_t *fiber = pw_fiber_current();
@@ -279,13 +249,20 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
         return -1;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    /* libcurl reads Retry-After in both forms (seconds or an HTTP date); 0
+     * when absent, which backs off no less than our own delay anyway. */
+    curl_off_t retry_after_s = 0;
+    if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after_s) == CURLE_OK &&
+        retry_after_s > 0)
+        resp->retry_after_ms = (long)retry_after_s * 1000;
     if (!resp->body)
         resp->body = pw_strdup("");
     return 0;
 }
 
 int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
-                      const char *basic_auth, pw_http_response_t *resp)
+                      const char *basic_user, const pw_secret_t *basic_password,
+                      pw_http_response_t *resp)
 {
     CURL *curl = http->curl;
     curl_easy_reset(curl);
@@ -294,13 +271,15 @@ int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *p
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    if (basic_auth) {
+    if (basic_user) {
         curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(curl, CURLOPT_USERPWD, basic_auth);
+        curl_easy_setopt(curl, CURLOPT_USERNAME, basic_user);
+        curl_easy_setopt(curl, CURLOPT_PASSWORD,
+                         basic_password ? pw_secret_reveal(basic_password) : "");
     }
     int rc = pw_http_perform(http, resp);
     /* The body may hold a token: wipe it, and the credentials libcurl copied. */
-    memset(body, 0, strlen(body));
+    OPENSSL_cleanse(body, strlen(body));
     free(body);
     curl_easy_reset(curl);
     return rc;
@@ -316,8 +295,8 @@ int pw_http_get(pw_http_t *http, const char *url, const pw_http_param_t *params,
     curl_easy_setopt(curl, CURLOPT_URL, full);
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     int rc = pw_http_perform(http, resp);
-    memset(full, 0, strlen(full));
-    memset(query, 0, strlen(query));
+    OPENSSL_cleanse(full, strlen(full));
+    OPENSSL_cleanse(query, strlen(query));
     free(full);
     free(query);
     curl_easy_reset(curl);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "pw.h"
+#include "secret.h"
 
 typedef struct pw_http_s pw_http_t;
 
@@ -36,12 +37,13 @@ void pw_http_destroy(pw_http_t *http);
  *  (the caller may restore it). */
 long pw_http_set_timeout(pw_http_t *http, long timeout_ms);
 
-/** @brief POSTs params as application/x-www-form-urlencoded; an optional
- *  basic_auth "user:password" is sent as HTTP Basic.
+/** @brief POSTs params as application/x-www-form-urlencoded; with a
+ *  basic_user, it and basic_password (may be NULL: empty) go as HTTP Basic.
  *  @returns 0 when a response arrived (any status), -1 on a transport error
  *  (connect, timeout...) described in resp->error. */
 int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
-                      const char *basic_auth, pw_http_response_t *resp) PW_MUSTCHECK;
+                      const char *basic_user, const pw_secret_t *basic_password,
+                      pw_http_response_t *resp) PW_MUSTCHECK;
 /** @brief GETs url with params appended as the query; as pw_http_post_form(). */
 int pw_http_get(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
                 pw_http_response_t *resp) PW_MUSTCHECK;

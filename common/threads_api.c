@@ -153,7 +153,7 @@ int pw_threads_create_container(pw_http_t *http, const char *base_url, const cha
     };
     pw_http_response_t resp;
     int64_t t0 = pw_mono_ms();
-    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
+    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, NULL, &resp);
     pw_metrics_api_call(PW_EPM_CREATE, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
     return pw_threads_finish(PW_EP_CREATE, rc, &resp, token, id, err);
@@ -221,7 +221,7 @@ int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_i
     };
     pw_http_response_t resp;
     int64_t t0 = pw_mono_ms();
-    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, &resp);
+    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, NULL, &resp);
     pw_metrics_api_call(PW_EPM_PUBLISH, resp.status, (double)(pw_mono_ms() - t0) / 1000);
     free(url);
     return pw_threads_finish(PW_EP_PUBLISH, rc, &resp, token, media_id, err);

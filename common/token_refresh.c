@@ -109,17 +109,8 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
             {"grant_type", "refresh_token"},
             {"refresh_token", pw_secret_reveal(cur->refresh_token)},
         };
-        char *basic = NULL;
-        if (conf->oauth2_client_id)
-            basic = pw_asprintf(
-                "%s:%s", conf->oauth2_client_id,
-                conf->oauth2_client_secret ? pw_secret_reveal(conf->oauth2_client_secret) : "");
-        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params), basic,
-                               &resp);
-        if (basic) {
-            memset(basic, 0, strlen(basic));
-            free(basic);
-        }
+        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params),
+                               conf->oauth2_client_id, conf->oauth2_client_secret, &resp);
     } else {
         endpoint = PW_EP_REFRESH;
         char *url = pw_asprintf("%s/refresh_access_token", conf->threads_api_base_url);

@@ -67,6 +67,17 @@ def test_check_config_reports_every_problem_naming_the_variable(run_cli):
     assert "hunter2" not in res.stderr  # a bad URL is named, never echoed: it may hold a password
 
 
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:notaport/0", "redis://user@127.0.0.1/0",
+                                 "redis://127.0.0.1:6379/db"])
+def test_check_config_parses_redis_url_as_run_does(run_cli, keyring, url):
+    """Everything else is good: only REDIS_URL can fail the check."""
+    res = run_cli(["check-config"], env=clean_env(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=str(keyring()), REDIS_URL=url))
+    assert res.returncode == 2
+    assert "REDIS_URL" in res.stderr and url not in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr  # the one problem
+
+
 @pytest.mark.parametrize("content,expect", [
     (None, "cannot open"),
     ("", "no keys"),

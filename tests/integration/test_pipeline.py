@@ -5,7 +5,7 @@ import time
 
 
 from harness import consume, consume_json, produce_many, wait_until
-from posts import (DLQ_HEADERS_SCHEMA, EXAMPLES, check_results, connect_account,
+from posts import (ALERT_SCHEMA, DLQ_HEADERS_SCHEMA, EXAMPLES, check_results, connect_account,
                    published_texts, request, results_by_post)
 
 
@@ -61,6 +61,7 @@ def test_redelivery_and_reused_post_id_publish_once(worker_env, workers, fake, r
     assert results[1]["media_id"] == results[0]["media_id"] == results[2]["media_id"]
     assert results[2]["event_id"] == reused["event_id"]
     assert len(published_texts(fake, user)) == 1
+    assert_no_more(kafka_bootstrap, topics["results"], 3)  # one result per request
     assert w.stop() == 0
 
 
@@ -113,8 +114,9 @@ def test_two_workers_share_partitions_and_publish_each_post_once(worker_env, wor
     assert {r["status"] for _, r in results} == {"published"}
     workers_used = {r["worker_id"] for _, r in results}
     assert len(workers_used) == 2, workers_used
-    for account, user in users.items():
-        assert len(published_texts(fake, user)) == 8
+    for account, user in users.items():  # each once, in order
+        assert published_texts(fake, user) == [r["post"]["text"] for r in reqs
+                                                if r["account_id"] == account]
     assert fake.stats()["double_publish_attempts"] == 0
     assert w1.stop() == 0 and w2.stop() == 0
 
@@ -181,15 +183,23 @@ def test_transient_failures_are_retried_then_succeed(worker_env, workers, fake, 
     user, _ = connect_account(run_cli, env, fake, "acct-flaky")
     fake.fail("threads", 500, 2, message="An unexpected error has occurred", count=1,
               user_id=user)
+    # Retry-After above the worker's own backoff (~2 s before a third attempt).
     fake.fail("threads_publish", 429, 4, message="Application request limit reached", count=1,
-              user_id=user, retry_after=1)
+              user_id=user, retry_after=4)
     produce_many(kafka_bootstrap, topics["requests"], [("acct-flaky", request("acct-flaky"))])
     w = workers.start(env)
     (_, result), = wait_results(kafka_bootstrap, topics, 1, timeout=60)
     assert result["status"] == "published"
     assert result["attempts"] == 3
     assert len(published_texts(fake, user)) == 1
-    alerts = consume_json(kafka_bootstrap, topics["alerts"], 1, timeout=10)
+    calls = fake.stats()["requests_by_endpoint"]
+    assert (calls["threads"], calls["threads_publish"]) == (2, 2)
+    delays = [r["delay_ms"] for r in w.log_records()
+              if r["msg"] == "publish attempt failed; retrying"]
+    assert len(delays) == 2 and delays[1] >= 4000, delays  # Retry-After honoured
+    alerts = consume_json(kafka_bootstrap, topics["alerts"], 10, timeout=4)
+    for _, a in alerts:
+        ALERT_SCHEMA.validate(a)
     assert [a["kind"] for _, a in alerts] == ["rate_limited"]
     assert w.stop() == 0
 
