@@ -246,12 +246,20 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
             ws = pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
         }
         if (ws == PW_TS_OK) {
-            pw_token_t *fresh = NULL;
-            if (pw_token_store_get(rf->tokens, used->account_id, &fresh, errstr, sizeof(errstr)) ==
-                PW_TS_OK)
-                *out = fresh;
-            else
-                st = PW_RF_TRANSIENT;
+            /* What we stored is in hand: no need to read it back. */
+            pw_secret_destroy(cur->access_token);
+            pw_secret_destroy(cur->refresh_token);
+            cur->access_token = next.access_token;
+            cur->refresh_token = next.refresh_token;
+            next.access_token = next.refresh_token = NULL;
+            cur->issued_at = next.issued_at;
+            cur->expires_at = next.expires_at;
+            cur->updated_at_ms = pw_now_ms();
+            cur->fence = fence;
+            free(cur->key_id); /* whichever primary key sealed it now */
+            cur->key_id = NULL;
+            *out = cur;
+            cur = NULL;
         } else if (ws == PW_TS_ERROR) {
             pw_log_error("refreshed token could not be stored",
                          PW_F_STR("account_id", used->account_id), PW_F_STR("error", errstr));
