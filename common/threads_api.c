@@ -134,6 +134,20 @@ static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *r
     return -1;
 }
 
+/* POSTs a Graph call (url is taken and freed), timed in the metrics, and
+ * reads the "id" it answers. */
+static int pw_threads_post(pw_http_t *http, char *url, const pw_http_param_t *params, size_t count,
+                           pw_metrics_endpoint_t epm, const char *endpoint,
+                           const pw_secret_t *token, char id[PW_ID_MAX], pw_api_error_t *err)
+{
+    pw_http_response_t resp;
+    int64_t t0 = pw_mono_ms();
+    int rc = pw_http_post_form(http, url, params, count, NULL, NULL, &resp);
+    pw_metrics_api_call(epm, resp.status, (double)(pw_mono_ms() - t0) / 1000);
+    free(url);
+    return pw_threads_finish(endpoint, rc, &resp, token, id, err);
+}
+
 int pw_threads_create_container(pw_http_t *http, const char *base_url, const char *user_id,
                                 const pw_secret_t *token, const pw_container_spec_t *spec,
                                 char id[PW_ID_MAX], pw_api_error_t *err)
@@ -151,12 +165,8 @@ int pw_threads_create_container(pw_http_t *http, const char *base_url, const cha
         {"link_attachment", spec->link_attachment},
         {"access_token", pw_secret_reveal(token)},
     };
-    pw_http_response_t resp;
-    int64_t t0 = pw_mono_ms();
-    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, NULL, &resp);
-    pw_metrics_api_call(PW_EPM_CREATE, resp.status, (double)(pw_mono_ms() - t0) / 1000);
-    free(url);
-    return pw_threads_finish(PW_EP_CREATE, rc, &resp, token, id, err);
+    return pw_threads_post(http, url, params, PW_ARRAY_SIZE(params), PW_EPM_CREATE, PW_EP_CREATE,
+                           token, id, err);
 }
 
 static int pw_container_status_parse(const char *name, pw_container_status_t *status)
@@ -219,10 +229,6 @@ int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_i
         {"creation_id", container_id},
         {"access_token", pw_secret_reveal(token)},
     };
-    pw_http_response_t resp;
-    int64_t t0 = pw_mono_ms();
-    int rc = pw_http_post_form(http, url, params, PW_ARRAY_SIZE(params), NULL, NULL, &resp);
-    pw_metrics_api_call(PW_EPM_PUBLISH, resp.status, (double)(pw_mono_ms() - t0) / 1000);
-    free(url);
-    return pw_threads_finish(PW_EP_PUBLISH, rc, &resp, token, media_id, err);
+    return pw_threads_post(http, url, params, PW_ARRAY_SIZE(params), PW_EPM_PUBLISH, PW_EP_PUBLISH,
+                           token, media_id, err);
 }
