@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "keys.h"
+
 /* KEYS: counter. ARGV: window_s. Returns the count in the window. */
 static pw_redis_script_t pw_alert_count_script = {
     .source = "local n = redis.call('INCR', KEYS[1])\n"
@@ -29,9 +31,8 @@ static int pw_alert_count(pw_redis_t *redis, const char *key, long window_s, lon
 int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *kind, long window_s,
                         long *count, char *errstr, size_t errstr_size)
 {
-    char key[256];
-    snprintf(key, sizeof(key), "pw:{%s}:alert:%s", account_id, kind);
-    if (pw_alert_count(redis, key, window_s, count, errstr, errstr_size) == -1)
+    pw_key_t key = pw_key_alert(account_id, kind);
+    if (pw_alert_count(redis, key.s, window_s, count, errstr, errstr_size) == -1)
         return -1;
     return *count == 1;
 }
@@ -39,9 +40,8 @@ int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *k
 int pw_alert_auth_failure(pw_redis_t *redis, const char *account_id, long threshold, long window_s,
                           long *count, char *errstr, size_t errstr_size)
 {
-    char key[256];
-    snprintf(key, sizeof(key), "pw:{%s}:authfail", account_id);
-    if (pw_alert_count(redis, key, window_s, count, errstr, errstr_size) == -1)
+    pw_key_t key = pw_key_authfail(account_id);
+    if (pw_alert_count(redis, key.s, window_s, count, errstr, errstr_size) == -1)
         return -1;
     return *count == threshold;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
+
 /* KEYS: record. ARGV: expected container ("" none), new container, now_ms, ttl_s. */
 static pw_redis_script_t pw_post_set_container_script = {
     .source = "if redis.call('HGET', KEYS[1], 'state') == 'published' then\n"
@@ -18,11 +20,6 @@ static pw_redis_script_t pw_post_set_container_script = {
               "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
               "return {'ok', ARGV[2]}\n",
 };
-
-void pw_post_store_key(char *buf, size_t size, const char *account_id, const char *post_id)
-{
-    snprintf(buf, size, "pw:{%s}:post:%s", account_id, post_id);
-}
 
 static void pw_copy_id(char dst[PW_ID_MAX], const char *src)
 {
@@ -46,9 +43,8 @@ void pw_post_record_from_reply(const redisReply *reply, pw_post_record_t *rec)
 int pw_post_store_get(pw_redis_t *redis, const char *account_id, const char *post_id,
                       pw_post_record_t *rec, char *errstr, size_t errstr_size)
 {
-    char key[320];
-    pw_post_store_key(key, sizeof(key), account_id, post_id);
-    const char *argv[] = {"HMGET", key, "state", "container_id", "container_at_ms", "media_id"};
+    pw_key_t key = pw_key_post(account_id, post_id);
+    const char *argv[] = {"HMGET", key.s, "state", "container_id", "container_at_ms", "media_id"};
     redisReply *reply = pw_redis_command(redis, errstr, errstr_size, 6, argv);
     memset(rec, 0, sizeof(*rec));
     if (!reply)
@@ -63,12 +59,12 @@ pw_ps_status_t pw_post_store_set_container(pw_redis_t *redis, const char *accoun
                                            const char *container_id, long ttl_s,
                                            pw_post_record_t *rec, char *errstr, size_t errstr_size)
 {
-    char key[320], now[32], ttl[32];
-    pw_post_store_key(key, sizeof(key), account_id, post_id);
+    pw_key_t key = pw_key_post(account_id, post_id);
+    char now[32], ttl[32];
     int64_t now_ms = pw_now_ms();
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
-    const char *keys[] = {key};
+    const char *keys[] = {key.s};
     const char *args[] = {expected, container_id, now, ttl};
     redisReply *reply =
         pw_redis_eval(redis, &pw_post_set_container_script, 1, keys, 4, args, errstr, errstr_size);
@@ -98,8 +94,8 @@ pw_ps_status_t pw_post_store_set_container(pw_redis_t *redis, const char *accoun
 int pw_post_store_set_published(pw_redis_t *redis, const char *account_id, const char *post_id,
                                 const char *media_id, long ttl_s, char *errstr, size_t errstr_size)
 {
-    char key[320], now[32], ttl[32];
-    pw_post_store_key(key, sizeof(key), account_id, post_id);
+    pw_key_t key = pw_key_post(account_id, post_id);
+    char now[32], ttl[32];
     snprintf(now, sizeof(now), "%" PRId64, pw_now_ms());
     snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
     /* MULTI/EXEC would need one connection for three calls; a script is one call. */
@@ -109,7 +105,7 @@ int pw_post_store_set_published(pw_redis_t *redis, const char *account_id, const
                   "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
                   "return 1\n",
     };
-    const char *keys[] = {key};
+    const char *keys[] = {key.s};
     const char *args[] = {media_id, now, ttl};
     redisReply *reply = pw_redis_eval(redis, &script, 1, keys, 3, args, errstr, errstr_size);
     if (!reply)

@@ -29,8 +29,6 @@ typedef struct pw_post_record_s {
 
 typedef enum { PW_PS_OK = 0, PW_PS_LOST, PW_PS_PUBLISHED, PW_PS_ERROR } pw_ps_status_t;
 
-/** @brief The record's key "pw:{account}:post:{post_id}" into buf. */
-void pw_post_store_key(char *buf, size_t size, const char *account_id, const char *post_id);
 /** @brief A record from the reply of HMGET key state container_id
  *  container_at_ms media_id (for scripts that read it with other keys). */
 void pw_post_record_from_reply(const redisReply *reply, pw_post_record_t *rec);

@@ -1,12 +1,13 @@
 /* Threads API: container calls and error classification. */
 #include "threads_api.h"
 
-#include "metrics.h"
-
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "metrics.h"
 
 const char *const PW_EP_CREATE = "POST /v1.0/{user-id}/threads";
 const char *const PW_EP_STATUS = "GET /v1.0/{container-id}";
@@ -104,6 +105,54 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
     pw_api_error_decide(err);
 }
 
+void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const char *body,
+                                  const char *transport_error, pw_api_error_t *err)
+{
+    pw_api_error_classify(endpoint, http_status, NULL, -1, transport_error, err);
+    if (http_status <= 0)
+        return;
+    cJSON *root = body ? cJSON_Parse(body) : NULL;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
+    if (cJSON_IsString(code)) {
+        snprintf(err->message, sizeof(err->message), "%s%s%s", code->valuestring,
+                 cJSON_IsString(desc) ? ": " : "", cJSON_IsString(desc) ? desc->valuestring : "");
+        if (strcmp(code->valuestring, "invalid_grant") == 0) {
+            err->cls = PW_EC_AUTH;
+            err->auth = PW_AUTH_REVOKED;
+            err->retriable = false;
+        }
+    }
+    cJSON_Delete(root);
+}
+
+void pw_api_error_make(pw_api_error_t *err, const char *endpoint, pw_error_class_t cls,
+                       pw_auth_kind_t auth, bool retriable, int http_status, const char *fmt, ...)
+{
+    memset(err, 0, sizeof(*err));
+    err->endpoint = endpoint;
+    err->cls = cls;
+    err->auth = auth;
+    err->retriable = retriable;
+    err->http_status = http_status;
+    err->code = err->subcode = -1;
+    err->retry_after_ms = -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+}
+
+void pw_api_error_needs_reconnect(const pw_api_error_t *from, pw_auth_kind_t auth,
+                                  pw_api_error_t *out)
+{
+    *out = *from;
+    out->cls = auth == PW_AUTH_MISSING_SCOPE ? PW_EC_PERMISSION : PW_EC_AUTH;
+    out->auth = auth;
+    out->retriable = false;
+    out->not_ready = false;
+}
+
 /* Parses a 200 body's "id" or classifies the failure. The platform's
  * message may quote the token it refused: it never leaves here with it. */
 static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *resp,
@@ -122,9 +171,8 @@ static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *r
             return 0;
         }
         /* A 200 without an id is the platform misbehaving: retry. */
-        pw_api_error_classify(endpoint, 502, NULL, -1, NULL, err);
-        snprintf(err->message, sizeof(err->message), "%s answered 200 without an id", endpoint);
-        err->http_status = 200;
+        pw_api_error_make(err, endpoint, PW_EC_TRANSIENT, PW_AUTH_NONE, true, 200,
+                          "%s answered 200 without an id", endpoint);
     } else {
         pw_api_error_classify(endpoint, rc == 0 ? resp->status : 0, resp->body,
                               resp->retry_after_ms, resp->error, err);
@@ -210,9 +258,8 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
             pw_http_response_clear(&resp);
             return 0;
         }
-        pw_api_error_classify(PW_EP_STATUS, 502, NULL, -1, NULL, err);
-        snprintf(err->message, sizeof(err->message), "container status not understood");
-        err->http_status = 200;
+        pw_api_error_make(err, PW_EP_STATUS, PW_EC_TRANSIENT, PW_AUTH_NONE, true, 200,
+                          "container status not understood");
         pw_http_response_clear(&resp);
         return -1;
     }

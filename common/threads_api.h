@@ -76,10 +76,28 @@ extern const char *const PW_EP_STATUS;  /* "GET /v1.0/{container-id}" */
 extern const char *const PW_EP_PUBLISH; /* "POST /v1.0/{user-id}/threads_publish" */
 extern const char *const PW_EP_REFRESH; /* "GET /refresh_access_token" */
 
-/** @brief Classifies an HTTP outcome: status 0 means a transport failure
- *  (transport_error says which); body is the response body (may be NULL). */
+/* Constructors: an error value is made here, whole, and never patched
+ * afterwards; whoever needs another reading of a failure makes a new value. */
+
+/** @brief Classifies an HTTP outcome of a Graph call: status 0 means a
+ *  transport failure (transport_error says which); body is the response body
+ *  (may be NULL). */
 void pw_api_error_classify(const char *endpoint, long http_status, const char *body,
                            long retry_after_ms, const char *transport_error, pw_api_error_t *err);
+/** @brief Classifies an HTTP outcome of an OAuth2 token endpoint (RFC 6749
+ *  §5.2 body: {"error": "invalid_grant", "error_description": ...}). */
+void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const char *body,
+                                  const char *transport_error, pw_api_error_t *err);
+/** @brief A failure the worker decides itself (no platform answer says it):
+ *  class, auth kind, whether another attempt may help, the HTTP status it
+ *  came with (-1: none) and a message. */
+void pw_api_error_make(pw_api_error_t *err, const char *endpoint, pw_error_class_t cls,
+                       pw_auth_kind_t auth, bool retriable, int http_status, const char *fmt, ...)
+    PW_PRINTF(7, 8);
+/** @brief from, read again as an auth failure of kind auth that only a
+ *  reconnect can mend (an expired token whose refresh failed for good). */
+void pw_api_error_needs_reconnect(const pw_api_error_t *from, pw_auth_kind_t auth,
+                                  pw_api_error_t *out);
 const char *pw_error_class_name(pw_error_class_t cls);
 const char *pw_auth_kind_name(pw_auth_kind_t auth);
 

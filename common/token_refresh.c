@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fiber.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -63,26 +64,57 @@ int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t *
     return ok ? 0 : -1;
 }
 
-/* RFC 6749 §5.2 error body: {"error": "invalid_grant", ...}. */
-static void pw_oauth2_classify(long status, const char *body, const char *transport,
-                               pw_api_error_t *err)
+#define PW_EP_OAUTH2 "POST {OAUTH2_TOKEN_URL}"
+
+/* Sends the method's refresh request; resp is the caller's to clear. */
+static int pw_refresh_request(const pw_config_t *conf, pw_http_t *http, const pw_token_t *cur,
+                              pw_http_response_t *resp)
 {
-    pw_api_error_classify("POST {OAUTH2_TOKEN_URL}", status, NULL, -1, transport, err);
-    if (status <= 0)
-        return;
-    cJSON *root = body ? cJSON_Parse(body) : NULL;
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error");
-    const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
-    if (cJSON_IsString(code)) {
-        snprintf(err->message, sizeof(err->message), "%s%s%s", code->valuestring,
-                 cJSON_IsString(desc) ? ": " : "", cJSON_IsString(desc) ? desc->valuestring : "");
-        if (strcmp(code->valuestring, "invalid_grant") == 0) {
-            err->cls = PW_EC_AUTH;
-            err->auth = PW_AUTH_REVOKED;
-            err->retriable = false;
-        }
+    /* Well under the lock's lifetime: a slow platform must not outlive it. */
+    long saved_timeout = pw_http_set_timeout(http, PW_REFRESH_HTTP_TIMEOUT_MS);
+    int64_t t0 = pw_mono_ms();
+    int rc;
+    if (cur->refresh_method == PW_REFRESH_OAUTH2) {
+        const pw_http_param_t params[] = {
+            {"grant_type", "refresh_token"},
+            {"refresh_token", pw_secret_reveal(cur->refresh_token)},
+        };
+        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params),
+                               conf->oauth2_client_id, conf->oauth2_client_secret, resp);
+    } else {
+        char *url = pw_asprintf("%s/refresh_access_token", conf->threads_api_base_url);
+        const pw_http_param_t params[] = {
+            {"grant_type", "th_refresh_token"},
+            {"access_token", pw_secret_reveal(cur->access_token)},
+        };
+        rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), resp);
+        free(url);
     }
-    cJSON_Delete(root);
+    pw_http_set_timeout(http, saved_timeout);
+    pw_metrics_api_call(cur->refresh_method == PW_REFRESH_OAUTH2 ? PW_EPM_OAUTH2 : PW_EPM_REFRESH,
+                        resp->status, (double)(pw_mono_ms() - t0) / 1000);
+    return rc;
+}
+
+/* The failure of a refresh request, with nothing it refused quoted back. */
+static pw_rf_status_t pw_refresh_failed(const pw_config_t *conf, const pw_token_t *cur, int rc,
+                                        const pw_http_response_t *resp, pw_api_error_t *err)
+{
+    bool oauth2 = cur->refresh_method == PW_REFRESH_OAUTH2;
+    const char *endpoint = oauth2 ? PW_EP_OAUTH2 : PW_EP_REFRESH;
+    long status = rc == 0 ? resp->status : 0;
+    if (status == 200)
+        pw_api_error_make(err, endpoint, PW_EC_TRANSIENT, PW_AUTH_NONE, true, 200,
+                          "token endpoint answered 200 without a usable access_token/expires_in");
+    else if (oauth2)
+        pw_api_error_classify_oauth2(endpoint, status, resp->body, resp->error, err);
+    else
+        pw_api_error_classify(endpoint, status, resp->body, resp->retry_after_ms, resp->error, err);
+    pw_secret_redact(cur->access_token, err->message, sizeof(err->message));
+    pw_secret_redact(cur->refresh_token, err->message, sizeof(err->message));
+    pw_secret_redact(conf->oauth2_client_secret, err->message, sizeof(err->message));
+    return err->cls == PW_EC_AUTH || err->cls == PW_EC_PERMISSION ? PW_RF_TERMINAL
+                                                                  : PW_RF_TRANSIENT;
 }
 
 /* Calls the account's refresh method; on success fills next's secrets and times. */
@@ -90,85 +122,37 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
                                       pw_token_t *next, pw_api_error_t *err)
 {
     const pw_config_t *conf = rf->conf;
-    pw_http_response_t resp;
-    int rc;
-    const char *endpoint;
     if (cur->refresh_method == PW_REFRESH_OAUTH2 &&
         (!conf->oauth2_token_url || !cur->refresh_token)) {
-        pw_api_error_classify("POST {OAUTH2_TOKEN_URL}", 400, NULL, -1, NULL, err);
-        snprintf(err->message, sizeof(err->message), "%s",
-                 cur->refresh_token ? "OAUTH2_TOKEN_URL is not set" : "no refresh token");
+        pw_api_error_make(err, PW_EP_OAUTH2, PW_EC_INVALID_REQUEST, PW_AUTH_NONE, false, -1, "%s",
+                          cur->refresh_token ? "OAUTH2_TOKEN_URL is not set" : "no refresh token");
         return cur->refresh_token ? PW_RF_TRANSIENT : PW_RF_TERMINAL;
     }
-    int64_t t0 = pw_mono_ms();
-    /* Well under the lock's lifetime: a slow platform must not outlive it. */
-    long saved_timeout = pw_http_set_timeout(http, PW_REFRESH_HTTP_TIMEOUT_MS);
-    if (cur->refresh_method == PW_REFRESH_OAUTH2) {
-        endpoint = "POST {OAUTH2_TOKEN_URL}";
-        const pw_http_param_t params[] = {
-            {"grant_type", "refresh_token"},
-            {"refresh_token", pw_secret_reveal(cur->refresh_token)},
-        };
-        rc = pw_http_post_form(http, conf->oauth2_token_url, params, PW_ARRAY_SIZE(params),
-                               conf->oauth2_client_id, conf->oauth2_client_secret, &resp);
-    } else {
-        endpoint = PW_EP_REFRESH;
-        char *url = pw_asprintf("%s/refresh_access_token", conf->threads_api_base_url);
-        const pw_http_param_t params[] = {
-            {"grant_type", "th_refresh_token"},
-            {"access_token", pw_secret_reveal(cur->access_token)},
-        };
-        rc = pw_http_get(http, url, params, PW_ARRAY_SIZE(params), &resp);
-        free(url);
-    }
-    pw_http_set_timeout(http, saved_timeout);
-    pw_metrics_api_call(cur->refresh_method == PW_REFRESH_OAUTH2 ? PW_EPM_OAUTH2 : PW_EPM_REFRESH,
-                        resp.status, (double)(pw_mono_ms() - t0) / 1000);
+    pw_http_response_t resp;
+    int rc = pw_refresh_request(conf, http, cur, &resp);
     long expires_in = 0;
+    pw_rf_status_t st = PW_RF_REFRESHED;
     if (rc == 0 && resp.status == 200 &&
         pw_token_refresh_parse(resp.body, &next->access_token, &next->refresh_token, &expires_in) ==
             0) {
-        pw_http_response_clear(&resp);
         if (!next->refresh_token && cur->refresh_token)
             next->refresh_token = pw_secret_dup(cur->refresh_token); /* not rotated: keep */
         next->issued_at = pw_now_ms() / 1000;
         next->expires_at = next->issued_at + expires_in;
-        return PW_RF_REFRESHED;
-    }
-    if (cur->refresh_method == PW_REFRESH_OAUTH2)
-        pw_oauth2_classify(rc == 0 ? resp.status : 0, resp.body, resp.error, err);
-    else
-        pw_api_error_classify(endpoint, rc == 0 ? resp.status : 0, resp.body, resp.retry_after_ms,
-                              resp.error, err);
-    /* The platform's text may quote what it refused. */
-    pw_secret_redact(cur->access_token, err->message, sizeof(err->message));
-    pw_secret_redact(cur->refresh_token, err->message, sizeof(err->message));
-    pw_secret_redact(conf->oauth2_client_secret, err->message, sizeof(err->message));
-    if (rc == 0 && resp.status == 200) {
-        err->cls = PW_EC_TRANSIENT; /* 200 without a usable token: never store it */
-        err->retriable = true;
-        snprintf(err->message, sizeof(err->message),
-                 "token endpoint answered 200 without a "
-                 "usable access_token/expires_in");
+    } else {
+        st = pw_refresh_failed(conf, cur, rc, &resp, err);
     }
     pw_http_response_clear(&resp);
-    return err->cls == PW_EC_AUTH || err->cls == PW_EC_PERMISSION ? PW_RF_TERMINAL
-                                                                  : PW_RF_TRANSIENT;
-}
-
-static void pw_lock_keys(const char *account_id, char *lock, char *fence, size_t size)
-{
-    pw_token_store_key(lock, size, account_id, "refresh_lock");
-    pw_token_store_key(fence, size, account_id, "fence");
+    return st;
 }
 
 int64_t pw_refresh_lock_acquire(pw_redis_t *redis, const char *account_id, const char *owner,
                                 int ttl_ms)
 {
-    char lock[200], fence[200], ttl[16], errstr[256];
-    pw_lock_keys(account_id, lock, fence, sizeof(lock));
+    pw_key_t lock = pw_key_refresh_lock(account_id), fence = pw_key_fence(account_id);
+    char ttl[16], errstr[256];
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
-    const char *keys[] = {lock, fence};
+    const char *keys[] = {lock.s, fence.s};
     const char *args[] = {owner, ttl};
     redisReply *reply =
         pw_redis_eval(redis, &pw_lock_acquire_script, 2, keys, 2, args, errstr, sizeof(errstr));
@@ -184,9 +168,9 @@ int64_t pw_refresh_lock_acquire(pw_redis_t *redis, const char *account_id, const
 
 int pw_refresh_lock_release(pw_redis_t *redis, const char *account_id, const char *owner)
 {
-    char lock[200], fence[200], errstr[256];
-    pw_lock_keys(account_id, lock, fence, sizeof(lock));
-    const char *keys[] = {lock};
+    pw_key_t lock = pw_key_refresh_lock(account_id);
+    char errstr[256];
+    const char *keys[] = {lock.s};
     const char *args[] = {owner};
     redisReply *reply =
         pw_redis_eval(redis, &pw_lock_release_script, 1, keys, 1, args, errstr, sizeof(errstr));
@@ -204,6 +188,66 @@ static bool pw_refresh_changed(const pw_token_t *stored, const pw_token_t *used)
            !pw_secret_equal(stored->access_token, used->access_token);
 }
 
+/* A threads token that may not be refreshed now: too young, or expired. */
+static pw_rf_status_t pw_refresh_refused(const pw_token_t *cur, int64_t now_s, pw_api_error_t *err)
+{
+    bool expired = now_s >= cur->expires_at;
+    if (expired)
+        pw_api_error_make(err, PW_EP_REFRESH, PW_EC_AUTH, PW_AUTH_EXPIRED, false, -1,
+                          "token expired: it can no longer be refreshed");
+    else
+        pw_api_error_make(err, PW_EP_REFRESH, PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1,
+                          "token is younger than 24 hours: not refreshable yet");
+    return expired ? PW_RF_TERMINAL : PW_RF_NOT_ALLOWED;
+}
+
+/* Moves next's new secrets and times into cur: what was stored, in hand. */
+static void pw_refresh_adopt(pw_token_t *cur, pw_token_t *next, int64_t fence)
+{
+    pw_secret_destroy(cur->access_token);
+    pw_secret_destroy(cur->refresh_token);
+    cur->access_token = next->access_token;
+    cur->refresh_token = next->refresh_token;
+    next->access_token = next->refresh_token = NULL;
+    cur->issued_at = next->issued_at;
+    cur->expires_at = next->expires_at;
+    cur->updated_at_ms = pw_now_ms();
+    cur->fence = fence;
+    free(cur->key_id); /* whichever primary key sealed it now */
+    cur->key_id = NULL;
+}
+
+/* Stores a refreshed token under the lock. A rotated refresh token exists
+ * only in our hands now: a failed write is retried while the lock is ours
+ * rather than lose it. On success cur becomes the stored token. */
+static pw_rf_status_t pw_refresh_store(pw_refresher_t *rf, pw_token_t *cur, pw_token_t *next,
+                                       int64_t fence, pw_token_t **out, pw_api_error_t *err)
+{
+    char errstr[512];
+    pw_ts_status_t ws = PW_TS_ERROR;
+    for (int tries = 0; tries < 5 && ws == PW_TS_ERROR; tries++) {
+        if (tries)
+            pw_sleep_ms(200);
+        ws = pw_token_store_write_fenced(rf->tokens, next, fence, errstr, sizeof(errstr));
+    }
+    if (ws == PW_TS_OK) {
+        pw_refresh_adopt(cur, next, fence);
+        return PW_RF_REFRESHED;
+    }
+    if (ws == PW_TS_ERROR) {
+        pw_log_error("refreshed token could not be stored", PW_F_STR("account_id", cur->account_id),
+                     PW_F_STR("error", errstr));
+        pw_api_error_make(err, "redis", PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1, "%s", errstr);
+        return PW_RF_TRANSIENT;
+    }
+    /* A newer write won (a token put): ours is stale, theirs stands. */
+    pw_log_warn("refreshed token not stored", PW_F_STR("account_id", cur->account_id),
+                PW_F_STR("error", errstr));
+    return pw_token_store_get(rf->tokens, cur->account_id, out, errstr, sizeof(errstr)) == PW_TS_OK
+               ? PW_RF_BY_OTHER
+               : PW_RF_TRANSIENT;
+}
+
 /* As lock holder: re-read, call the platform, write fenced. */
 static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
                                            const pw_token_t *used, bool force, int64_t fence,
@@ -213,7 +257,7 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
     pw_token_t *cur = NULL;
     if (pw_token_store_get(rf->tokens, used->account_id, &cur, errstr, sizeof(errstr)) !=
         PW_TS_OK) {
-        pw_api_error_classify("redis", 0, NULL, -1, errstr, err);
+        pw_api_error_make(err, "redis", PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1, "%s", errstr);
         return PW_RF_TRANSIENT;
     }
     int64_t now_s = pw_now_ms() / 1000;
@@ -222,61 +266,21 @@ static pw_rf_status_t pw_refresh_as_holder(pw_refresher_t *rf, pw_http_t *http,
         *out = cur; /* refreshed (or put) by someone else while we waited for the lock */
         return PW_RF_BY_OTHER;
     }
+    pw_rf_status_t st;
     if (cur->refresh_method == PW_REFRESH_THREADS && !pw_token_refresh_allowed(cur, now_s)) {
-        bool expired = now_s >= cur->expires_at;
-        pw_token_destroy(cur);
-        pw_api_error_classify(PW_EP_REFRESH, 0, NULL, -1, NULL, err);
-        snprintf(err->message, sizeof(err->message), "%s",
-                 expired ? "token expired: it can no longer be refreshed"
-                         : "token is younger than 24 hours: not refreshable yet");
-        err->cls = expired ? PW_EC_AUTH : PW_EC_TRANSIENT;
-        err->auth = expired ? PW_AUTH_EXPIRED : PW_AUTH_NONE;
-        return expired ? PW_RF_TERMINAL : PW_RF_NOT_ALLOWED;
-    }
-    pw_token_t next = *cur;
-    next.access_token = next.refresh_token = NULL;
-    pw_rf_status_t st = pw_refresh_call(rf, http, cur, &next, err);
-    if (st == PW_RF_REFRESHED) {
-        /* A rotated refresh token exists only in our hands now: retry a
-         * failed write while the lock is ours rather than lose it. */
-        pw_ts_status_t ws = PW_TS_ERROR;
-        for (int tries = 0; tries < 5 && ws == PW_TS_ERROR; tries++) {
-            if (tries)
-                pw_sleep_ms(200);
-            ws = pw_token_store_write_fenced(rf->tokens, &next, fence, errstr, sizeof(errstr));
-        }
-        if (ws == PW_TS_OK) {
-            /* What we stored is in hand: no need to read it back. */
-            pw_secret_destroy(cur->access_token);
-            pw_secret_destroy(cur->refresh_token);
-            cur->access_token = next.access_token;
-            cur->refresh_token = next.refresh_token;
-            next.access_token = next.refresh_token = NULL;
-            cur->issued_at = next.issued_at;
-            cur->expires_at = next.expires_at;
-            cur->updated_at_ms = pw_now_ms();
-            cur->fence = fence;
-            free(cur->key_id); /* whichever primary key sealed it now */
-            cur->key_id = NULL;
+        st = pw_refresh_refused(cur, now_s, err);
+    } else {
+        pw_token_t next = *cur;
+        next.access_token = next.refresh_token = NULL;
+        st = pw_refresh_call(rf, http, cur, &next, err);
+        if (st == PW_RF_REFRESHED &&
+            (st = pw_refresh_store(rf, cur, &next, fence, out, err)) == PW_RF_REFRESHED) {
             *out = cur;
             cur = NULL;
-        } else if (ws == PW_TS_ERROR) {
-            pw_log_error("refreshed token could not be stored",
-                         PW_F_STR("account_id", used->account_id), PW_F_STR("error", errstr));
-            pw_api_error_classify("redis", 0, NULL, -1, errstr, err);
-            st = PW_RF_TRANSIENT;
-        } else {
-            /* A newer write won (a token put): ours is stale, theirs stands. */
-            pw_log_warn("refreshed token not stored", PW_F_STR("account_id", used->account_id),
-                        PW_F_STR("error", errstr));
-            st = pw_token_store_get(rf->tokens, used->account_id, out, errstr, sizeof(errstr)) ==
-                         PW_TS_OK
-                     ? PW_RF_BY_OTHER
-                     : PW_RF_TRANSIENT;
         }
+        pw_secret_destroy(next.access_token);
+        pw_secret_destroy(next.refresh_token);
     }
-    pw_secret_destroy(next.access_token);
-    pw_secret_destroy(next.refresh_token);
     pw_token_destroy(cur);
     return st;
 }
@@ -313,9 +317,8 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
                                       sizeof(errstr)) == PW_TS_OK &&
             status && strcmp(status, "reconnect_required") == 0) {
             free(status);
-            pw_api_error_classify(PW_EP_REFRESH, 0, NULL, -1, "account must be reconnected", err);
-            err->cls = PW_EC_AUTH;
-            err->auth = PW_AUTH_REVOKED;
+            pw_api_error_make(err, PW_EP_REFRESH, PW_EC_AUTH, PW_AUTH_REVOKED, false, -1,
+                              "account must be reconnected");
             return PW_RF_TERMINAL; /* the holder failed for good: don't try again */
         }
         free(status);
@@ -329,10 +332,8 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
             pw_token_destroy(cur);
         }
         if (pw_mono_ms() >= deadline) {
-            pw_api_error_classify("refresh lock", 0, NULL, -1,
-                                  "timed out waiting for the "
-                                  "refresh of another worker",
-                                  err);
+            pw_api_error_make(err, "refresh lock", PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1,
+                              "timed out waiting for the refresh of another worker");
             return PW_RF_TRANSIENT;
         }
         pw_sleep_ms(100);

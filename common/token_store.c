@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
+
 struct pw_token_store_s {
     pw_redis_t *redis;        /* borrowed */
     const pw_keyring_t *ring; /* borrowed */
@@ -29,11 +31,6 @@ static pw_redis_script_t pw_token_write_script = {
               "redis.call('HSET', KEYS[1], 'fence', ARGV[1], unpack(ARGV, 2))\n"
               "return 1\n",
 };
-
-void pw_token_store_key(char *buf, size_t buf_size, const char *account_id, const char *suffix)
-{
-    snprintf(buf, buf_size, "pw:{%s}:%s", account_id, suffix);
-}
 
 pw_token_store_t *pw_token_store_new(pw_redis_t *redis, const pw_keyring_t *ring)
 {
@@ -147,7 +144,7 @@ static pw_ts_status_t pw_token_index_expiry(pw_token_store_t *store, const pw_to
 {
     char score[32];
     snprintf(score, sizeof(score), "%" PRId64, token->expires_at);
-    const char *argv[] = {"ZADD", PW_TOKEN_EXPIRY_INDEX, score, token->account_id};
+    const char *argv[] = {"ZADD", PW_KEY_TOKEN_EXPIRY, score, token->account_id};
     redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 4, argv);
     if (!reply)
         return PW_TS_ERROR;
@@ -160,17 +157,16 @@ pw_ts_status_t pw_token_store_put(pw_token_store_t *store, const pw_token_t *tok
 {
     if (pw_token_check(token, errstr, errstr_size) == -1)
         return PW_TS_ERROR;
-    char k_token[200], k_fence[200], k_account[200], now_ms[32];
-    pw_token_store_key(k_token, sizeof(k_token), token->account_id, "token");
-    pw_token_store_key(k_fence, sizeof(k_fence), token->account_id, "fence");
-    pw_token_store_key(k_account, sizeof(k_account), token->account_id, "account");
+    pw_key_t k_token = pw_key_token(token->account_id), k_fence = pw_key_fence(token->account_id),
+             k_account = pw_key_account(token->account_id);
+    char now_ms[32];
     snprintf(now_ms, sizeof(now_ms), "%" PRId64, pw_now_ms());
 
     pw_token_fields_t f;
     pw_token_fields_build(store, token, &f);
     const char *args[25] = {now_ms};
     memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
-    const char *keys[] = {k_token, k_fence, k_account};
+    const char *keys[] = {k_token.s, k_fence.s, k_account.s};
     redisReply *reply = pw_redis_eval(store->redis, &pw_token_put_script, 3, keys, f.argc + 1, args,
                                       errstr, errstr_size);
     pw_token_fields_free(&f);
@@ -187,15 +183,15 @@ pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_tok
 {
     if (pw_token_check(token, errstr, errstr_size) == -1)
         return PW_TS_ERROR;
-    char k_token[200], fence_str[32];
-    pw_token_store_key(k_token, sizeof(k_token), token->account_id, "token");
+    pw_key_t k_token = pw_key_token(token->account_id);
+    char fence_str[32];
     snprintf(fence_str, sizeof(fence_str), "%" PRId64, fence);
 
     pw_token_fields_t f;
     pw_token_fields_build(store, token, &f);
     const char *args[25] = {fence_str};
     memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
-    const char *keys[] = {k_token};
+    const char *keys[] = {k_token.s};
     redisReply *reply = pw_redis_eval(store->redis, &pw_token_write_script, 1, keys, f.argc + 1,
                                       args, errstr, errstr_size);
     pw_token_fields_free(&f);
@@ -283,9 +279,8 @@ pw_ts_status_t pw_token_store_parse(pw_token_store_t *store, const char *account
 pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_id, pw_token_t **out,
                                   char *errstr, size_t errstr_size)
 {
-    char k_token[200];
-    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
-    const char *argv[] = {"HGETALL", k_token};
+    pw_key_t k_token = pw_key_token(account_id);
+    const char *argv[] = {"HGETALL", k_token.s};
     redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 2, argv);
     if (!reply)
         return PW_TS_ERROR;
@@ -298,9 +293,8 @@ pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_i
 pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *account_id,
                                          char **status, char *errstr, size_t errstr_size)
 {
-    char k_account[200];
-    pw_token_store_key(k_account, sizeof(k_account), account_id, "account");
-    const char *argv[] = {"HGET", k_account, "status"};
+    pw_key_t k_account = pw_key_account(account_id);
+    const char *argv[] = {"HGET", k_account.s, "status"};
     redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 3, argv);
     if (!reply)
         return PW_TS_ERROR;

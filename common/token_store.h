@@ -33,9 +33,6 @@ typedef enum {
     PW_TS_ERROR
 } pw_ts_status_t;
 
-/* Accounts by token expiry (unix seconds): what the sweep refreshes ahead. */
-#define PW_TOKEN_EXPIRY_INDEX "pw:token_expiry"
-
 typedef struct pw_token_s {
     char *account_id;
     char *user_id;
@@ -93,8 +90,5 @@ pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *ac
 void pw_token_destroy(pw_token_t *token);
 const char *pw_refresh_method_name(pw_refresh_method_t method);
 int pw_refresh_method_parse(const char *name, pw_refresh_method_t *method);
-
-/** @brief Redis key "pw:{account}:suffix" into buf. */
-void pw_token_store_key(char *buf, size_t buf_size, const char *account_id, const char *suffix);
 
 #endif

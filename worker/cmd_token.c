@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "crypto.h"
+#include "env.h"
 #include "events.h"
 #include "kafka.h"
 #include "log.h"
@@ -131,7 +132,7 @@ static int pw_token_cmd_open(pw_token_cmd_t *cmd, pw_config_need_t needs)
     char errstr[1024];
     memset(cmd, 0, sizeof(*cmd));
     pw_log_set_stream(stderr); /* stdout carries the command's output */
-    if (!(cmd->conf = pw_main_load_config(needs | PW_CONFIG_NEED_KEYS)))
+    if (!(cmd->conf = pw_env_load_config(needs | PW_CONFIG_NEED_KEYS)))
         return 2;
     if (!(cmd->ring = pw_keyring_load(cmd->conf->token_keys_file, errstr, sizeof(errstr)))) {
         fprintf(stderr, "publish-worker: %s\n", errstr);

@@ -38,20 +38,6 @@ static const char *pw_getenv(const char *name)
     return getenv(name);
 }
 
-pw_config_t *pw_main_load_config(pw_config_need_t needs)
-{
-    char errstr[4096];
-    pw_config_t *conf = pw_config_load(pw_getenv, environ, needs, errstr, sizeof(errstr));
-    if (!conf) {
-        fprintf(stderr, "publish-worker: configuration problems:\n%s\n", errstr);
-        return NULL;
-    }
-    pw_log_level_t level = PW_LOG_INFO;
-    (void)pw_log_level_parse(conf->log_level, &level); /* validated by the loader */
-    pw_log_init(level, conf->worker_id);
-    return conf;
-}
-
 /* Every problem at once: the variables, then the key ring they point at. */
 static int pw_cmd_check_config(void)
 {

@@ -1,9 +1,9 @@
 /* publish-worker run: start-up, the consumer loop, and shutdown.
  *
  * DESIGN: the main thread owns the consumer and serves the producer's
- * delivery reports; posts run on the scheduler's pool (scheduler.h). Each
- * turn of the loop polls the consumer briefly, hands messages to the
- * scheduler, serves delivery reports (which settle jobs), stores the offsets
+ * delivery reports; posts run on the pool's fibers (pool.h), starting at
+ * intake.h. Each turn of the loop polls the consumer briefly, hands messages
+ * to the pool, serves delivery reports (which settle jobs), stores the offsets
  * that became safe, and pauses or resumes partitions for back-pressure. Once
  * a second it checks Redis and group membership for /readyz.
  * SIGTERM or SIGINT ends the loop: no new posts start, running ones finish
@@ -20,13 +20,15 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "context.h"
 #include "crypto.h"
+#include "env.h"
+#include "intake.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
-#include "pipeline.h"
+#include "pool.h"
 #include "redis.h"
-#include "scheduler.h"
 #include "sweep.h"
 
 typedef struct pw_worker_s {
@@ -37,8 +39,8 @@ typedef struct pw_worker_s {
     rd_kafka_t *producer;
     rd_kafka_t *consumer;
     pw_token_store_t *tokens;
-    pw_pipeline_t pipeline;
-    pw_sched_t *sched;
+    pw_pool_t *pool;
+    pw_ctx_t *ctx;
     pw_sweep_t *sweep;
     bool paused;
     bool ever_assigned; /* the group gave us an assignment (maybe empty) */
@@ -50,12 +52,6 @@ typedef struct pw_worker_s {
  * next fetch round): the rest must keep every fiber busy that long. */
 #define PW_BUFFER_FACTOR 8
 #define PW_BUFFER_MIN 1024
-
-static const pw_sched_ops_t pw_worker_sched_ops = {
-    .fiber_init = pw_pipeline_fiber_init,
-    .fiber_fini = pw_pipeline_fiber_fini,
-    .run = pw_pipeline_run,
-};
 
 static volatile sig_atomic_t pw_signals;
 static volatile sig_atomic_t pw_fatal; /* the producer failed for good: exit 1 */
@@ -106,7 +102,7 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error;
     if (assign) {
         w->ever_assigned = true;
-        pw_sched_assign(w->sched, parts);
+        pw_pool_assign(w->pool, parts);
         error = rd_kafka_incremental_assign(rk, parts);
         if (!error && w->paused)
             rd_kafka_pause_partitions(rk, parts); /* keep back-pressure on new ones too */
@@ -114,8 +110,8 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Finish what runs for these partitions, then commit, then let go. */
         rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(parts->cnt);
         /* At shutdown the drain has waited already: don't wait again here. */
-        pw_sched_revoke(w->sched, parts, pw_signals ? 0 : (int)w->conf->shutdown_timeout_s * 1000,
-                        pw_worker_serve_reports, w, offsets);
+        pw_pool_revoke(w->pool, parts, pw_signals ? 0 : (int)w->conf->shutdown_timeout_s * 1000,
+                       pw_worker_serve_reports, w, offsets);
         pw_worker_store_offsets(w, offsets);
         if (offsets->cnt > 0 && !rd_kafka_assignment_lost(rk)) {
             rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, offsets, 0);
@@ -162,10 +158,10 @@ static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void 
         /* Not answered: hold its offset back rather than commit past it. */
         pw_log_error("delivery failed for good; the request will be redelivered",
                      PW_F_STR("error", rd_kafka_err2str(err)));
-        pw_sched_failed(w->sched, job);
+        pw_pool_undeliverable(w->pool, job);
         return;
     }
-    pw_sched_delivered(w->sched, job);
+    pw_pool_delivered(w->pool, job);
 }
 
 /* Readiness: Redis answers and the consumer is a member of its group. */
@@ -193,7 +189,7 @@ static void pw_worker_check_ready(pw_worker_t *w)
  * fetcher then stops and resumes from the next offset. */
 static void pw_worker_backpressure(pw_worker_t *w)
 {
-    int in_flight = pw_sched_in_flight(w->sched);
+    int in_flight = pw_pool_in_flight(w->pool);
     int limit = (int)w->conf->worker_concurrency * PW_BUFFER_FACTOR;
     if (limit < PW_BUFFER_MIN)
         limit = PW_BUFFER_MIN;
@@ -216,7 +212,7 @@ static void pw_worker_backpressure(pw_worker_t *w)
 static void pw_worker_commit_progress(pw_worker_t *w)
 {
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
-    if (pw_sched_collect_offsets(w->sched, offsets) > 0)
+    if (pw_pool_collect_offsets(w->pool, offsets) > 0)
         pw_worker_store_offsets(w, offsets);
     rd_kafka_topic_partition_list_destroy(offsets);
 }
@@ -232,7 +228,7 @@ static void pw_worker_loop(pw_worker_t *w)
                 pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
             else {
                 pw_metrics_consumed();
-                pw_sched_submit(w->sched, rkm);
+                pw_pool_submit(w->pool, rkm);
             }
             rd_kafka_message_destroy(rkm);
             /* Drain what is already fetched without blocking, up to a bound. */
@@ -241,7 +237,7 @@ static void pw_worker_loop(pw_worker_t *w)
         rd_kafka_poll(w->producer, 0);
         pw_worker_commit_progress(w);
         pw_worker_backpressure(w);
-        pw_metrics_set_in_flight(pw_sched_in_flight(w->sched));
+        pw_metrics_set_in_flight(pw_pool_in_flight(w->pool));
         if (pw_mono_ms() >= next_check) {
             pw_worker_check_ready(w);
             next_check = pw_mono_ms() + 1000;
@@ -252,15 +248,15 @@ static void pw_worker_loop(pw_worker_t *w)
 /* Lets running posts finish (bounded) and their results reach Kafka. */
 static void pw_worker_drain(pw_worker_t *w)
 {
-    pw_sched_stop_starting(w->sched);
+    pw_pool_stop_starting(w->pool);
     int64_t deadline = pw_mono_ms() + w->conf->shutdown_timeout_s * 1000;
-    while (pw_sched_running(w->sched) > 0 && pw_mono_ms() < deadline) {
+    while (pw_pool_running(w->pool) > 0 && pw_mono_ms() < deadline) {
         pw_metrics_loop_turned(w->metrics);
         rd_kafka_poll(w->producer, 50);
     }
     /* Whatever still runs gives up now and stays uncommitted. */
-    atomic_store(&w->pipeline.stopping, true);
-    while (pw_sched_running(w->sched) > 0)
+    pw_ctx_stop(w->ctx);
+    while (pw_pool_running(w->pool) > 0)
         rd_kafka_poll(w->producer, 50);
     rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, 10000);
     if (err)
@@ -323,9 +319,10 @@ static void pw_worker_close(pw_worker_t *w)
 {
     /* Drain first: it stops new posts before it tells long waits to give up,
      * so no account's next post can start behind an abandoned one. */
-    if (w->sched && w->consumer && w->producer)
+    if (w->pool && w->consumer && w->producer)
         pw_worker_drain(w);
-    atomic_store(&w->pipeline.stopping, true); /* the sweep's waits give up too */
+    if (w->ctx)
+        pw_ctx_stop(w->ctx); /* the sweep's waits give up too */
     pw_sweep_destroy(w->sweep);
     if (w->consumer && !w->ever_assigned) {
         /* librdkafka < 2.3 aborts closing a cooperative-sticky consumer whose
@@ -337,10 +334,11 @@ static void pw_worker_close(pw_worker_t *w)
             rd_kafka_destroy(w->consumer);
         } else {
             /* The close thread may still be revoking: leave what it uses,
-             * and what the scheduler's fibers may still be using. */
+             * and what the pool's fibers may still be using. */
             pw_log_warn("consumer close timed out; leaving without a clean group exit");
             w->producer = NULL;
-            w->sched = NULL;
+            w->pool = NULL;
+            w->ctx = NULL;
             w->tokens = NULL;
             w->redis = NULL;
         }
@@ -352,7 +350,8 @@ static void pw_worker_close(pw_worker_t *w)
                          PW_F_INT("queued", rd_kafka_outq_len(w->producer)));
         rd_kafka_destroy(w->producer);
     }
-    pw_sched_destroy(w->sched);
+    pw_pool_destroy(w->pool);
+    pw_ctx_destroy(w->ctx);
     pw_token_store_destroy(w->tokens);
     pw_metrics_server_destroy(w->metrics);
     pw_redis_destroy(w->redis);
@@ -365,7 +364,7 @@ static int pw_worker_open(pw_worker_t *w)
 {
     char errstr[1024];
     memset(w, 0, sizeof(*w));
-    if (!(w->conf = pw_main_load_config(PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS)))
+    if (!(w->conf = pw_env_load_config(PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS)))
         return 2;
     const pw_config_t *conf = w->conf;
     if (!(w->ring = pw_keyring_load(conf->token_keys_file, errstr, sizeof(errstr))) ||
@@ -382,14 +381,10 @@ static int pw_worker_open(pw_worker_t *w)
         return 1;
     }
     w->tokens = pw_token_store_new(w->redis, w->ring);
-    w->pipeline.conf = conf;
-    w->pipeline.redis = w->redis;
-    w->pipeline.tokens = w->tokens;
-    w->pipeline.producer = w->producer;
-    w->pipeline.refresher = (pw_refresher_t){.conf = conf, .redis = w->redis, .tokens = w->tokens};
-    w->sched = pw_sched_new((int)conf->worker_concurrency, &pw_worker_sched_ops, &w->pipeline);
-    w->pipeline.sched = w->sched;
-    w->sweep = pw_sweep_new(&w->pipeline);
+    w->pool = pw_pool_new((int)conf->worker_concurrency);
+    w->ctx = pw_ctx_new(conf, w->redis, w->tokens, w->producer, w->pool);
+    pw_pool_start(w->pool, &pw_intake_ops, w->ctx);
+    w->sweep = pw_sweep_new(w->ctx);
 
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, conf->topic_publish_requests, RD_KAFKA_PARTITION_UA);

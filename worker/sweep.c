@@ -6,14 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts.h"
+#include "keys.h"
 #include "log.h"
-#include "park.h"
+#include "output.h"
+#include "publish.h"
 
 #define PW_SWEEP_BATCH "500"
 #define PW_DAY_S 86400
 
 struct pw_sweep_s {
-    pw_pipeline_t *p;
+    pw_ctx_t *ctx;
     pw_http_t *http;
     pthread_t thread;
 };
@@ -31,13 +34,13 @@ static pw_redis_script_t pw_unindex_script = {
  * expired): out of the index, so it does not crowd out accounts that are due. */
 static void pw_sweep_unindex(pw_sweep_t *sweep, const char *account_id, int64_t fence)
 {
-    char k_token[200], seen[32], errstr[256];
-    pw_token_store_key(k_token, sizeof(k_token), account_id, "token");
+    pw_key_t k_token = pw_key_token(account_id);
+    char seen[32], errstr[256];
     snprintf(seen, sizeof(seen), "%lld", (long long)fence);
-    const char *keys[] = {PW_TOKEN_EXPIRY_INDEX, k_token};
+    const char *keys[] = {PW_KEY_TOKEN_EXPIRY, k_token.s};
     const char *args[] = {account_id, seen};
-    redisReply *reply = pw_redis_eval(sweep->p->redis, &pw_unindex_script, 2, keys, 2, args, errstr,
-                                      sizeof(errstr));
+    redisReply *reply = pw_redis_eval(sweep->ctx->redis, &pw_unindex_script, 2, keys, 2, args,
+                                      errstr, sizeof(errstr));
     if (reply)
         freeReplyObject(reply);
 }
@@ -50,57 +53,64 @@ static void pw_sweep_expiring_alert(pw_sweep_t *sweep, const pw_token_t *token, 
     char message[256];
     snprintf(message, sizeof(message), "token expires in %llds and %s",
              (long long)(left > 0 ? left : 0), why);
-    pw_pipeline_alert(sweep->p, NULL, "token_expiring", token->account_id, NULL, message, 0);
+    pw_output_alert(sweep->ctx, NULL, "token_expiring", token->account_id, NULL, message, 0);
+}
+
+/* Reads the account's token and whether it is active; false when there is
+ * nothing to refresh now (gone, unreadable, or Redis is away). */
+static bool pw_sweep_read(pw_sweep_t *sweep, const char *account_id, pw_token_t **token,
+                          bool *active)
+{
+    char errstr[512];
+    char *status = NULL;
+    pw_ts_status_t st =
+        pw_token_store_get(sweep->ctx->tokens, account_id, token, errstr, sizeof(errstr));
+    if (st == PW_TS_NOT_FOUND)
+        pw_sweep_unindex(sweep, account_id, 0);
+    if (st != PW_TS_OK || pw_token_store_get_status(sweep->ctx->tokens, account_id, &status, errstr,
+                                                    sizeof(errstr)) != PW_TS_OK) {
+        pw_token_destroy(*token);
+        *token = NULL;
+        return false;
+    }
+    *active = !status || strcmp(status, "active") == 0;
+    free(status);
+    return true;
 }
 
 /* One account from the expiry index. */
 static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
 {
-    pw_pipeline_t *p = sweep->p;
-    char errstr[512];
-    pw_account_t account = {0};
-    char *status = NULL;
-    pw_ts_status_t st =
-        pw_token_store_get(p->tokens, account_id, &account.token, errstr, sizeof(errstr));
-    if (st == PW_TS_NOT_FOUND)
-        pw_sweep_unindex(sweep, account_id, 0);
-    if (st != PW_TS_OK || pw_token_store_get_status(p->tokens, account_id, &status, errstr,
-                                                    sizeof(errstr)) != PW_TS_OK) {
-        pw_park_account_clear(&account);
-        return; /* gone, unreadable, or Redis is away: nothing to refresh now */
-    }
-    bool active = !status || strcmp(status, "active") == 0;
-    free(status);
+    pw_ctx_t *ctx = sweep->ctx;
+    pw_token_t *token = NULL;
+    bool active = false;
+    if (!pw_sweep_read(sweep, account_id, &token, &active))
+        return;
     int64_t now_s = pw_now_ms() / 1000;
-    bool expired = now_s >= account.token->expires_at;
-    if (!active || !pw_token_refresh_allowed(account.token, now_s)) {
+    bool expired = now_s >= token->expires_at;
+    if (!active || !pw_token_refresh_allowed(token, now_s)) {
         /* Not refreshable (yet): warn while there is time to reconnect by hand. */
         if (active)
-            pw_sweep_expiring_alert(sweep, account.token,
+            pw_sweep_expiring_alert(sweep, token,
                                     expired ? "has expired"
                                             : "cannot be refreshed before it is 24 hours old");
         if (!active || expired) /* only a token put helps now */
-            pw_sweep_unindex(sweep, account_id, account.token->fence);
-        pw_park_account_clear(&account);
-        return;
+            pw_sweep_unindex(sweep, account_id, token->fence);
+    } else if (pw_token_refresh_due(token, ctx->conf->token_refresh_ahead_s, now_s)) {
+        pw_api_error_t err;
+        pw_rf_status_t rf = pw_publish_refresh(ctx, sweep->http, NULL, &token, false, &err);
+        if (rf == PW_RF_TERMINAL)
+            pw_accounts_mark(ctx, NULL, account_id, token->fence, &err);
+        if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
+            pw_sweep_expiring_alert(sweep, token, "its refresh failed");
     }
-    if (!pw_token_refresh_due(account.token, p->conf->token_refresh_ahead_s, now_s)) {
-        pw_park_account_clear(&account);
-        return;
-    }
-    pw_api_error_t err;
-    pw_rf_status_t rf = pw_pipeline_refresh(p, sweep->http, NULL, &account, false, &err);
-    if (rf == PW_RF_TERMINAL)
-        pw_park_mark(p, NULL, account_id, account.token->fence, &err, pw_auth_kind_name(err.auth));
-    if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
-        pw_sweep_expiring_alert(sweep, account.token, "its refresh failed");
-    pw_park_account_clear(&account);
+    pw_token_destroy(token);
 }
 
 static redisReply *pw_sweep_list(pw_sweep_t *sweep, int argc, const char **argv)
 {
     char errstr[512];
-    redisReply *reply = pw_redis_command(sweep->p->redis, errstr, sizeof(errstr), argc, argv);
+    redisReply *reply = pw_redis_command(sweep->ctx->redis, errstr, sizeof(errstr), argc, argv);
     if (!reply)
         pw_log_warn("sweep: redis failed", PW_F_STR("error", errstr));
     else if (reply->type != REDIS_REPLY_ARRAY) {
@@ -112,23 +122,23 @@ static redisReply *pw_sweep_list(pw_sweep_t *sweep, int argc, const char **argv)
 
 static void pw_sweep_pass(pw_sweep_t *sweep)
 {
-    const pw_config_t *conf = sweep->p->conf;
+    const pw_config_t *conf = sweep->ctx->conf;
     char horizon[32];
     snprintf(horizon, sizeof(horizon), "%lld",
              (long long)(pw_now_ms() / 1000 + conf->token_refresh_ahead_s));
-    const char *zargv[] = {"ZRANGEBYSCORE", PW_TOKEN_EXPIRY_INDEX, "-inf", horizon, "LIMIT", "0",
+    const char *zargv[] = {"ZRANGEBYSCORE", PW_KEY_TOKEN_EXPIRY, "-inf", horizon, "LIMIT", "0",
                            PW_SWEEP_BATCH};
     redisReply *due = pw_sweep_list(sweep, 7, zargv);
-    for (size_t i = 0; due && i < due->elements && !atomic_load(&sweep->p->stopping); i++)
+    for (size_t i = 0; due && i < due->elements && !pw_ctx_stopping(sweep->ctx); i++)
         pw_sweep_account(sweep, due->element[i]->str);
     if (due)
         freeReplyObject(due);
 
-    /* pw_park_replay() replays only active accounts with parked posts. */
-    const char *sargv[] = {"SMEMBERS", PW_PARKED_ACCOUNTS};
+    /* pw_accounts_replay() replays only active accounts with parked posts. */
+    const char *sargv[] = {"SMEMBERS", PW_KEY_PARKED_ACCOUNTS};
     redisReply *parked = pw_sweep_list(sweep, 2, sargv);
-    for (size_t i = 0; parked && i < parked->elements && !atomic_load(&sweep->p->stopping); i++)
-        pw_park_replay(sweep->p, sweep->http, NULL, parked->element[i]->str);
+    for (size_t i = 0; parked && i < parked->elements && !pw_ctx_stopping(sweep->ctx); i++)
+        pw_accounts_replay(sweep->ctx, sweep->http, NULL, parked->element[i]->str);
     if (parked)
         freeReplyObject(parked);
 }
@@ -136,21 +146,21 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
 static void *pw_sweep_thread(void *arg)
 {
     pw_sweep_t *sweep = arg;
-    long interval_ms = sweep->p->conf->token_sweep_interval_s * 1000;
+    long interval_ms = sweep->ctx->conf->token_sweep_interval_s * 1000;
     /* Spread the fleet: a random first delay, then jittered intervals. */
     long delay = random() % (interval_ms + 1);
-    while (pw_pipeline_sleep(sweep->p, delay)) {
+    while (pw_ctx_sleep(sweep->ctx, delay)) {
         pw_sweep_pass(sweep);
         delay = interval_ms * 3 / 4 + random() % (interval_ms / 2 + 1);
     }
     return NULL;
 }
 
-pw_sweep_t *pw_sweep_new(pw_pipeline_t *p)
+pw_sweep_t *pw_sweep_new(pw_ctx_t *ctx)
 {
     pw_sweep_t *sweep = pw_calloc(1, sizeof(*sweep));
-    sweep->p = p;
-    sweep->http = pw_http_new(p->conf->http_connect_timeout_ms, p->conf->http_timeout_ms);
+    sweep->ctx = ctx;
+    sweep->http = pw_http_new(ctx->conf->http_connect_timeout_ms, ctx->conf->http_timeout_ms);
     if (pthread_create(&sweep->thread, NULL, pw_sweep_thread, sweep) != 0)
         abort();
     return sweep;

@@ -13,12 +13,12 @@
 #ifndef PW_SWEEP_H
 #define PW_SWEEP_H
 
-#include "pipeline.h"
+#include "context.h"
 
 typedef struct pw_sweep_s pw_sweep_t;
 
-/** @brief Starts the sweep thread over p (borrowed). */
-pw_sweep_t *pw_sweep_new(pw_pipeline_t *p);
+/** @brief Starts the sweep thread over ctx (borrowed). */
+pw_sweep_t *pw_sweep_new(pw_ctx_t *ctx);
 /** @brief Stops (after the current pass gives up) and joins the thread. */
 void pw_sweep_destroy(pw_sweep_t *sweep);
 

@@ -1,0 +1,75 @@
+/* Keys: the Redis keyspace's builders (the table is in keys.h). */
+#include "keys.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+/* part itself, or "sha256:HEX" of it when it is too long to copy whole. */
+static const char *pw_key_part(const char *part, char hashed[7 + 2 * SHA256_DIGEST_LENGTH + 1])
+{
+    size_t len = strlen(part);
+    if (len <= PW_KEY_PART_MAX)
+        return part;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)part, len, digest);
+    char *out = hashed + sprintf(hashed, "sha256:");
+    for (size_t i = 0; i < sizeof(digest); i++)
+        out += sprintf(out, "%02x", digest[i]);
+    return hashed;
+}
+
+/* pw:{ACCOUNT}:SUFFIX[:ITEM]; both variable parts are bounded, so it fits. */
+static pw_key_t pw_key_build(const char *account_id, const char *suffix, const char *item)
+{
+    char h1[7 + 2 * SHA256_DIGEST_LENGTH + 1], h2[sizeof(h1)];
+    pw_key_t key;
+    snprintf(key.s, sizeof(key.s), "pw:{%s}:%s%s%s", pw_key_part(account_id, h1), suffix,
+             item ? ":" : "", item ? pw_key_part(item, h2) : "");
+    return key;
+}
+
+pw_key_t pw_key_token(const char *account_id)
+{
+    return pw_key_build(account_id, "token", NULL);
+}
+
+pw_key_t pw_key_fence(const char *account_id)
+{
+    return pw_key_build(account_id, "fence", NULL);
+}
+
+pw_key_t pw_key_account(const char *account_id)
+{
+    return pw_key_build(account_id, "account", NULL);
+}
+
+pw_key_t pw_key_parked(const char *account_id)
+{
+    return pw_key_build(account_id, "parked", NULL);
+}
+
+pw_key_t pw_key_refresh_lock(const char *account_id)
+{
+    return pw_key_build(account_id, "refresh_lock", NULL);
+}
+
+pw_key_t pw_key_replay_lock(const char *account_id)
+{
+    return pw_key_build(account_id, "replay_lock", NULL);
+}
+
+pw_key_t pw_key_post(const char *account_id, const char *post_id)
+{
+    return pw_key_build(account_id, "post", post_id);
+}
+
+pw_key_t pw_key_alert(const char *account_id, const char *kind)
+{
+    return pw_key_build(account_id, "alert", kind);
+}
+
+pw_key_t pw_key_authfail(const char *account_id)
+{
+    return pw_key_build(account_id, "authfail", NULL);
+}

@@ -1,0 +1,46 @@
+/* Context: what the steps of every post share, made once at start-up.
+ *
+ * It borrows the configuration, Redis, the token store, the producer and the
+ * pool from the worker (run.c), which owns them and outlives it. Steps reach
+ * them through it; nothing else is global. */
+#ifndef PW_CONTEXT_H
+#define PW_CONTEXT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "pool.h"
+#include "redis.h"
+#include "token_refresh.h"
+#include "token_store.h"
+
+typedef struct pw_ctx_s {
+    const pw_config_t *conf;
+    pw_redis_t *redis;
+    pw_token_store_t *tokens;
+    rd_kafka_t *producer;
+    pw_pool_t *pool;
+    pw_refresher_t refresher;
+    atomic_bool stopping; /* set at shutdown: long waits give up */
+} pw_ctx_t;
+
+/** @brief A context over the worker's parts (all borrowed); caller destroys. */
+pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_t *tokens,
+                     rd_kafka_t *producer, pw_pool_t *pool);
+void pw_ctx_destroy(pw_ctx_t *ctx);
+
+/** @brief Tells every wait of every step to give up. @locality any thread */
+void pw_ctx_stop(pw_ctx_t *ctx);
+/** @brief Whether the worker is stopping. */
+bool pw_ctx_stopping(pw_ctx_t *ctx);
+/** @brief Runs a Lua script until Redis answers or the worker stops (then
+ *  NULL), logging each failure with what it was for. Caller frees the reply. */
+redisReply *pw_ctx_eval(pw_ctx_t *ctx, const char *what, pw_redis_script_t *script, int nkeys,
+                        const char **keys, int nargs, const char **args);
+/** @brief Sleeps ms (on a fiber: without blocking its loop) unless the
+ *  worker is stopping; returns false if it is. */
+bool pw_ctx_sleep(pw_ctx_t *ctx, long ms);
+
+#endif
