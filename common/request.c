@@ -198,27 +198,10 @@ static int pw_parse_children(const cJSON *post, pw_request_t *req, char *errstr,
     return 0;
 }
 
-/* Content checks of an identified request; -1 with the reason. */
-static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, size_t errstr_size)
+/* The post's optional string fields, each a string or null. */
+static int pw_read_post_strings(const cJSON *post, pw_request_t *req, char *errstr,
+                                size_t errstr_size)
 {
-    if (pw_utf8_length(req->event_id) > 128 || pw_utf8_length(req->post_id) > 128 ||
-        !pw_account_id_valid(req->account_id)) {
-        pw_errstr_set(errstr, errstr_size,
-                      "event_id, post_id and account_id must be 1 to 128 characters, account_id "
-                      "of [A-Za-z0-9._:-]");
-        return -1;
-    }
-    const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post");
-    if (!cJSON_IsObject(post)) {
-        pw_errstr_set(errstr, errstr_size, "post must be an object");
-        return -1;
-    }
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(post, "media_type");
-    if (!cJSON_IsString(type) || pw_parse_media(type->valuestring, &req->media_type) == -1) {
-        pw_errstr_set(errstr, errstr_size,
-                      "post.media_type must be TEXT, IMAGE, VIDEO or CAROUSEL");
-        return -1;
-    }
     if (pw_opt_string(post, "text", &req->text, errstr, errstr_size) == -1 ||
         pw_opt_string(post, "image_url", &req->image_url, errstr, errstr_size) == -1 ||
         pw_opt_string(post, "video_url", &req->video_url, errstr, errstr_size) == -1 ||
@@ -226,7 +209,12 @@ static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, 
         pw_opt_string(post, "reply_control", &req->reply_control, errstr, errstr_size) == -1 ||
         pw_opt_string(post, "link_attachment", &req->link_attachment, errstr, errstr_size) == -1)
         return -1;
+    return 0;
+}
 
+/* Checks that hold for every media type: text length, links, reply control. */
+static int pw_validate_common(const pw_request_t *req, char *errstr, size_t errstr_size)
+{
     size_t text_len = req->text ? pw_request_text_length(req->text) : 0;
     if (text_len > PW_TEXT_MAX) {
         pw_errstr_set(errstr, errstr_size, "post.text is %zu characters, at most %d", text_len,
@@ -252,6 +240,12 @@ static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, 
             return -1;
         }
     }
+    return 0;
+}
+
+/* What each media type needs. */
+static int pw_validate_media(const cJSON *post, pw_request_t *req, char *errstr, size_t errstr_size)
+{
     switch (req->media_type) {
     case PW_MEDIA_TEXT:
         if (!req->text || !req->text[0]) {
@@ -273,6 +267,33 @@ static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, 
         return pw_parse_children(post, req, errstr, errstr_size);
     }
     return 0;
+}
+
+/* Content checks of an identified request; -1 with the reason. */
+static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, size_t errstr_size)
+{
+    if (pw_utf8_length(req->event_id) > 128 || pw_utf8_length(req->post_id) > 128 ||
+        !pw_account_id_valid(req->account_id)) {
+        pw_errstr_set(errstr, errstr_size,
+                      "event_id, post_id and account_id must be 1 to 128 characters, account_id "
+                      "of [A-Za-z0-9._:-]");
+        return -1;
+    }
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post");
+    if (!cJSON_IsObject(post)) {
+        pw_errstr_set(errstr, errstr_size, "post must be an object");
+        return -1;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(post, "media_type");
+    if (!cJSON_IsString(type) || pw_parse_media(type->valuestring, &req->media_type) == -1) {
+        pw_errstr_set(errstr, errstr_size,
+                      "post.media_type must be TEXT, IMAGE, VIDEO or CAROUSEL");
+        return -1;
+    }
+    if (pw_read_post_strings(post, req, errstr, errstr_size) == -1 ||
+        pw_validate_common(req, errstr, errstr_size) == -1)
+        return -1;
+    return pw_validate_media(post, req, errstr, errstr_size);
 }
 
 pw_req_status_t pw_request_parse(const void *data, size_t len, pw_request_t **out,
