@@ -47,6 +47,10 @@ const pw_config_var_t pw_config_vars[] = {
      "worker name in results, logs and lock owners (default: host name)"},
     {"WORKER_CONCURRENCY", "64", PW_CV_INT, 0, 1, 4096, PW_CV_OFF(worker_concurrency),
      "posts in flight at once in this process"},
+    {"WORKER_BUFFER_BYTES", "67108864", PW_CV_INT, 0, 1048576, 17179869184L,
+     PW_CV_OFF(worker_buffer_bytes),
+     "bytes of consumed messages buffered before partitions pause (librdkafka prefetches up to "
+     "half as much again)"},
     {"METRICS_ADDR", "0.0.0.0:9102", PW_CV_ADDR, 0, PW_NO_BOUNDS, PW_CV_OFF(metrics_addr),
      "host:port serving /metrics, /healthz, /readyz"},
     {"LOG_LEVEL", "info", PW_CV_LEVEL, 0, PW_NO_BOUNDS, PW_CV_OFF(log_level),

@@ -30,6 +30,7 @@ typedef struct pw_config_s {
     char *token_keys_file;
     char *worker_id;
     long worker_concurrency;
+    long worker_buffer_bytes;
     char *metrics_addr;
     char *log_level;
     long token_refresh_ahead_s;

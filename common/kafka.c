@@ -105,10 +105,14 @@ rd_kafka_t *pw_kafka_consumer_new(const pw_config_t *conf,
                                                        void *opaque),
                                   void *opaque, char *errstr, size_t errstr_size)
 {
+    /* librdkafka's prefetch, bounded beside the worker's own buffer. */
+    char prefetch_kb[32];
+    snprintf(prefetch_kb, sizeof(prefetch_kb), "%ld", conf->worker_buffer_bytes / 2 / 1024);
     /* name, value pairs */
     /* clang-format off */
     const char *ours[] = {
         "group.id", conf->kafka_group_id,
+        "queued.max.messages.kbytes", prefetch_kb,
         "partition.assignment.strategy", "cooperative-sticky",
         "enable.auto.offset.store", "false",
         "enable.auto.commit", "true",

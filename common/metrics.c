@@ -183,6 +183,7 @@ static const double pw_m_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 static struct {
     atomic_long consumed, lock_waits, rebalances, in_flight, assigned;
+    atomic_long buffered_bytes, paused;
     atomic_long results[PW_ARRAY_SIZE(pw_m_statuses)];
     atomic_long errors[PW_ARRAY_SIZE(pw_m_classes)];
     atomic_long api_calls[PW_EPM_COUNT][PW_ARRAY_SIZE(pw_m_status_classes)];
@@ -261,6 +262,12 @@ void pw_metrics_rebalance(void)
 void pw_metrics_set_in_flight(long posts)
 {
     atomic_store(&pw_m.in_flight, posts);
+}
+
+void pw_metrics_set_buffer(long bytes, long paused_partitions)
+{
+    atomic_store(&pw_m.buffered_bytes, bytes);
+    atomic_store(&pw_m.paused, paused_partitions);
 }
 
 void pw_metrics_set_assigned_partitions(long partitions)
@@ -436,6 +443,13 @@ static char *pw_metrics_render(size_t *len)
     pw_m_header(&b, "publish_worker_posts_in_flight", "gauge",
                 "Consumed messages not yet durably answered.");
     pw_buf_printf(&b, "publish_worker_posts_in_flight %ld\n", atomic_load(&pw_m.in_flight));
+    pw_m_header(&b, "publish_worker_buffered_bytes", "gauge",
+                "Payload bytes of consumed messages not answered yet (WORKER_BUFFER_BYTES bounds "
+                "it).");
+    pw_buf_printf(&b, "publish_worker_buffered_bytes %ld\n", atomic_load(&pw_m.buffered_bytes));
+    pw_m_header(&b, "publish_worker_paused_partitions", "gauge",
+                "Partitions paused because they buffer their share of messages or bytes.");
+    pw_buf_printf(&b, "publish_worker_paused_partitions %ld\n", atomic_load(&pw_m.paused));
     pw_m_header(&b, "publish_worker_assigned_partitions", "gauge", "Partitions assigned.");
     pw_buf_printf(&b, "publish_worker_assigned_partitions %ld\n", atomic_load(&pw_m.assigned));
     pw_m_header(&b, "publish_worker_rebalances_total", "counter", "Consumer group rebalances.");

@@ -54,6 +54,8 @@ void pw_metrics_lock_wait(void);
 void pw_metrics_alert(const char *kind);
 void pw_metrics_rebalance(void);
 void pw_metrics_set_in_flight(long posts);
+/** @brief Payload bytes buffered, and partitions paused for back-pressure. */
+void pw_metrics_set_buffer(long bytes, long paused_partitions);
 void pw_metrics_set_assigned_partitions(long partitions);
 /** @brief Takes consumer lag per partition from librdkafka's statistics JSON. */
 void pw_metrics_kafka_stats(const char *json);

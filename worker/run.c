@@ -42,12 +42,12 @@ typedef struct pw_worker_s {
     pw_pool_t *pool;
     pw_ctx_t *ctx;
     pw_sweep_t *sweep;
-    bool paused;
-    bool ever_assigned; /* the group gave us an assignment (maybe empty) */
+    rd_kafka_topic_partition_list_t *paused; /* by back-pressure */
+    bool ever_assigned;                      /* the group gave us an assignment (maybe empty) */
 } pw_worker_t;
 
-/* Messages buffered per post in flight before partitions pause. Partitions
- * resume when a quarter of that drained, and librdkafka's broker thread takes
+/* Messages a partition buffers per post in flight before it pauses. It
+ * resumes when a quarter of that drained, and librdkafka's broker thread takes
  * up to about a second to fetch a resumed partition again (it decides on its
  * next fetch round): the rest must keep every fiber busy that long. */
 #define PW_BUFFER_FACTOR 8
@@ -104,8 +104,6 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         w->ever_assigned = true;
         pw_pool_assign(w->pool, parts);
         error = rd_kafka_incremental_assign(rk, parts);
-        if (!error && w->paused)
-            rd_kafka_pause_partitions(rk, parts); /* keep back-pressure on new ones too */
     } else {
         /* Finish what runs for these partitions, then commit, then let go. */
         rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(parts->cnt);
@@ -120,6 +118,9 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_topic_partition_list_destroy(offsets);
         error = rd_kafka_incremental_unassign(rk, parts);
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_del(w->paused, parts->elems[i].topic,
+                                              parts->elems[i].partition);
     }
     if (error) {
         pw_log_error("rebalance failed", PW_F_STR("error", rd_kafka_error_string(error)));
@@ -185,28 +186,58 @@ static void pw_worker_check_ready(pw_worker_t *w)
         rd_kafka_mem_free(w->consumer, member);
 }
 
-/* Back-pressure: pause the whole assignment when the buffer is full; the
- * fetcher then stops and resumes from the next offset. */
+/* Whether a partition of the assignment should take no more messages. */
+static bool pw_worker_full(pw_worker_t *w, const rd_kafka_topic_partition_t *tp, int partitions,
+                           bool paused, size_t *total_bytes)
+{
+    int jobs;
+    size_t bytes;
+    pw_pool_buffered(w->pool, tp->topic, tp->partition, &jobs, &bytes, total_bytes);
+    int msg_limit = (int)w->conf->worker_concurrency * PW_BUFFER_FACTOR;
+    if (msg_limit < PW_BUFFER_MIN)
+        msg_limit = PW_BUFFER_MIN;
+    size_t byte_limit = (size_t)w->conf->worker_buffer_bytes / (size_t)partitions;
+    if (paused) /* resume below three quarters of both: no flapping */
+        return jobs > msg_limit * 3 / 4 || bytes > byte_limit * 3 / 4;
+    return jobs >= msg_limit || bytes >= byte_limit;
+}
+
+/* Back-pressure, per partition: a partition pauses when it buffers its
+ * share of messages or of WORKER_BUFFER_BYTES (split over the assigned
+ * partitions), and resumes below three quarters of both. One busy account
+ * (a bulk import, a 429 backoff) fills its own partition; the others keep
+ * flowing. */
 static void pw_worker_backpressure(pw_worker_t *w)
 {
-    int in_flight = pw_pool_in_flight(w->pool);
-    int limit = (int)w->conf->worker_concurrency * PW_BUFFER_FACTOR;
-    if (limit < PW_BUFFER_MIN)
-        limit = PW_BUFFER_MIN;
-    bool want_pause = in_flight >= limit;
-    if (want_pause == w->paused || (!want_pause && in_flight > limit * 3 / 4))
-        return;
     rd_kafka_topic_partition_list_t *parts;
     if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
-    if (want_pause)
-        rd_kafka_pause_partitions(w->consumer, parts);
-    else
-        rd_kafka_resume_partitions(w->consumer, parts);
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4),
+                                    *resume = rd_kafka_topic_partition_list_new(4);
+    size_t total_bytes = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        bool paused = rd_kafka_topic_partition_list_find(w->paused, tp->topic, tp->partition);
+        bool full = pw_worker_full(w, tp, parts->cnt, paused, &total_bytes);
+        if (full && !paused) {
+            rd_kafka_topic_partition_list_add(pause, tp->topic, tp->partition);
+            rd_kafka_topic_partition_list_add(w->paused, tp->topic, tp->partition);
+        } else if (!full && paused) {
+            rd_kafka_topic_partition_list_add(resume, tp->topic, tp->partition);
+            rd_kafka_topic_partition_list_del(w->paused, tp->topic, tp->partition);
+        }
+    }
+    if (pause->cnt)
+        rd_kafka_pause_partitions(w->consumer, pause);
+    if (resume->cnt)
+        rd_kafka_resume_partitions(w->consumer, resume);
+    if (pause->cnt || resume->cnt)
+        pw_log_debug("back-pressure", PW_F_INT("paused", pause->cnt),
+                     PW_F_INT("resumed", resume->cnt), PW_F_INT("buffered_bytes", total_bytes));
+    pw_metrics_set_buffer((long)total_bytes, w->paused->cnt);
+    rd_kafka_topic_partition_list_destroy(pause);
+    rd_kafka_topic_partition_list_destroy(resume);
     rd_kafka_topic_partition_list_destroy(parts);
-    w->paused = want_pause;
-    pw_log_debug(want_pause ? "paused partitions" : "resumed partitions",
-                 PW_F_INT("in_flight", in_flight));
 }
 
 static void pw_worker_commit_progress(pw_worker_t *w)
@@ -222,7 +253,7 @@ static void pw_worker_loop(pw_worker_t *w)
     int64_t next_check = 0;
     while (!pw_signals) {
         pw_metrics_loop_turned(w->metrics);
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, w->paused ? 20 : 50);
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, w->paused->cnt ? 20 : 50);
         for (int batch = 0; rkm; batch++) {
             if (rkm->err)
                 pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
@@ -357,6 +388,8 @@ static void pw_worker_close(pw_worker_t *w)
     pw_redis_destroy(w->redis);
     pw_keyring_destroy(w->ring);
     pw_config_destroy(w->conf);
+    if (w->paused)
+        rd_kafka_topic_partition_list_destroy(w->paused);
 }
 
 /* Builds the worker; returns the exit code to give up with, or 0. */
@@ -364,6 +397,7 @@ static int pw_worker_open(pw_worker_t *w)
 {
     char errstr[1024];
     memset(w, 0, sizeof(*w));
+    w->paused = rd_kafka_topic_partition_list_new(8);
     if (!(w->conf = pw_env_load_config(PW_CONFIG_NEED_KAFKA | PW_CONFIG_NEED_KEYS)))
         return 2;
     const pw_config_t *conf = w->conf;

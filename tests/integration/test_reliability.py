@@ -1,0 +1,94 @@
+"""Promises under the faults production brings: one busy account never stalls
+the others, memory is bounded in bytes, keys never collide. Black box: the
+real worker against the real local servers."""
+import time
+import zlib
+
+import pytest
+
+from harness import produce_many, wait_until
+from posts import connect_account, published_texts, request
+
+PARTITIONS = 3
+
+
+def partition_of(key, partitions=PARTITIONS):
+    """The partition librdkafka's default partitioner (consistent_random:
+    CRC-32 of the key) gives a keyed message."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+def metric(worker, name):
+    """The value of an unlabelled metric, or None."""
+    for line in worker.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+@pytest.mark.partitions(PARTITIONS)
+def test_a_hot_account_does_not_stall_the_others(worker_env, workers, fake, run_cli, topics,
+                                                 kafka_bootstrap):
+    env = worker_env(WORKER_CONCURRENCY="8")
+    hot = "acct-hot"
+    cold = next(a for a in (f"acct-cold-{i}" for i in range(100))
+                if partition_of(a) != partition_of(hot))
+    hot_user, _ = connect_account(run_cli, env, fake, hot)
+    cold_user, _ = connect_account(run_cli, env, fake, cold)
+    fake.settings(latency_ms=50)  # the hot account's posts go out one at a time, slowly
+    acks = produce_many(kafka_bootstrap, topics["requests"],
+                        [(hot, request(hot, post_id=f"hot-{i}")) for i in range(3000)])
+    assert {p for p, _ in acks} == {partition_of(hot)}
+    w = workers.start(env)
+    # The hot partition fills the worker's buffer for it.
+    wait_until(lambda: (metric(w, "publish_worker_posts_in_flight") or 0) >= 1024, timeout=60,
+               message=lambda: f"buffer never filled:\n{w.tail()}")
+    started = time.monotonic()
+    cold_reqs = [request(cold, post_id=f"cold-{i}", text=f"cold {i}") for i in range(5)]
+    acks = produce_many(kafka_bootstrap, topics["requests"], [(cold, r) for r in cold_reqs])
+    assert all(p != partition_of(hot) for p, _ in acks)
+    wait_until(lambda: len(published_texts(fake, cold_user)) == 5, timeout=15,
+               message=lambda: f"cold account stalled behind the hot one:\n{w.tail()}")
+    assert published_texts(fake, cold_user) == [f"cold {i}" for i in range(5)]
+    print(f"cold account published in {time.monotonic() - started:.1f}s")
+    assert len(published_texts(fake, hot_user)) < 2000  # the hot one still has plenty queued
+    assert metric(w, "publish_worker_paused_partitions") == 1
+    w.kill()
+
+
+@pytest.mark.partitions(1)
+def test_buffer_is_bounded_in_bytes(worker_env, workers, fake, run_cli, topics, kafka_bootstrap):
+    """Large requests (unknown fields are allowed) of a slow account: the
+    worker buffers about WORKER_BUFFER_BYTES of them, not 1,024 messages."""
+    limit = 4 * 1024 * 1024
+    env = worker_env(WORKER_CONCURRENCY="4", WORKER_BUFFER_BYTES=str(limit))
+    user, _ = connect_account(run_cli, env, fake, "acct-big")
+    fake.settings(latency_ms=200)
+    padding = "x" * (200 * 1024)
+    reqs = [request("acct-big", post_id=f"big-{i}", padding=padding) for i in range(60)]
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-big", r) for r in reqs])
+    w = workers.start(env)
+    wait_until(lambda: metric(w, "publish_worker_paused_partitions") == 1, timeout=30,
+               message=lambda: f"never paused:\n{w.metrics()}")
+    buffered = metric(w, "publish_worker_buffered_bytes")
+    assert 0 < buffered <= limit + len(padding) + 4096, buffered
+    assert metric(w, "publish_worker_posts_in_flight") < 30  # bytes, not 1,024 messages, bound it
+    wait_until(lambda: len(published_texts(fake, user)) >= 3, timeout=30)
+    w.kill()
+
+
+def test_long_post_ids_sharing_a_prefix_are_two_posts(worker_env, workers, fake, run_cli, topics,
+                                                      kafka_bootstrap):
+    """Ids of 128 characters are up to 512 bytes: their keys are never cut,
+    so two ids that differ only at the end are two posts."""
+    env = worker_env()
+    user, _ = connect_account(run_cli, env, fake, "acct-long")
+    prefix = "\u3042" * 126  # 378 bytes of UTF-8
+    reqs = [request("acct-long", post_id=prefix + "-1", text="one"),
+            request("acct-long", post_id=prefix + "-2", text="two")]
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-long", r) for r in reqs])
+    w = workers.start(env)
+    wait_until(lambda: len(published_texts(fake, user)) == 2, timeout=30,
+               message=lambda: f"published {published_texts(fake, user)}:\n{w.tail()}")
+    assert published_texts(fake, user) == ["one", "two"]
+    assert w.stop() == 0
