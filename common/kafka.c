@@ -141,9 +141,10 @@ rd_kafka_t *pw_kafka_consumer_new(const pw_config_t *conf,
     return rk;
 }
 
-int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
-                     const void *value, size_t value_len, const rd_kafka_headers_t *hdrs,
-                     void *msg_opaque, char *errstr, size_t errstr_size)
+rd_kafka_resp_err_t pw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key,
+                                     size_t key_len, const void *value, size_t value_len,
+                                     const rd_kafka_headers_t *hdrs, void *msg_opaque, char *errstr,
+                                     size_t errstr_size)
 {
     rd_kafka_headers_t *copy = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -162,7 +163,6 @@ int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t 
         if (copy)
             rd_kafka_headers_destroy(copy); /* producev owns headers only on success */
         pw_errstr_set(errstr, errstr_size, "produce to %s: %s", topic, rd_kafka_err2str(err));
-        return -1;
     }
-    return 0;
+    return err;
 }

@@ -31,10 +31,11 @@ rd_kafka_t *pw_kafka_consumer_new(const pw_config_t *conf,
 
 /** @brief Produces one message, copying key (may be NULL), value and headers
  *  (may be NULL; ownership stays with the caller). msg_opaque reaches the
- *  delivery report. @returns 0 or -1 with errstr (queue full after waiting,
- *  unknown topic...). */
-int pw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
-                     const void *value, size_t value_len, const rd_kafka_headers_t *hdrs,
-                     void *msg_opaque, char *errstr, size_t errstr_size) PW_MUSTCHECK;
+ *  delivery report. @returns RD_KAFKA_RESP_ERR_NO_ERROR (0), or the error
+ *  with errstr (queue full after waiting, too large, unknown topic...). */
+rd_kafka_resp_err_t pw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key,
+                                     size_t key_len, const void *value, size_t value_len,
+                                     const rd_kafka_headers_t *hdrs, void *msg_opaque, char *errstr,
+                                     size_t errstr_size) PW_MUSTCHECK;
 
 #endif

@@ -22,6 +22,7 @@ struct pw_metrics_server_s {
     atomic_int_least64_t last_turn_mono_ms;
     atomic_bool redis_ok;
     atomic_bool group_joined;
+    atomic_bool delivery_ok;
 };
 
 static enum MHD_Result pw_metrics_reply(struct MHD_Connection *conn, unsigned status,
@@ -52,12 +53,15 @@ static enum MHD_Result pw_metrics_ready(pw_metrics_server_t *server, struct MHD_
 {
     bool redis_ok = atomic_load(&server->redis_ok);
     bool joined = atomic_load(&server->group_joined);
-    char body[160];
+    bool delivery_ok = atomic_load(&server->delivery_ok);
+    bool ready = redis_ok && joined && delivery_ok;
+    char body[200];
     snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"config\":true,\"redis\":%s,\"group_joined\":%s}\n",
-             redis_ok && joined ? "ready" : "not_ready", redis_ok ? "true" : "false",
-             joined ? "true" : "false");
-    return pw_metrics_reply(conn, redis_ok && joined ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+             "{\"status\":\"%s\",\"config\":true,\"redis\":%s,\"group_joined\":%s,"
+             "\"delivery\":%s}\n",
+             ready ? "ready" : "not_ready", redis_ok ? "true" : "false", joined ? "true" : "false",
+             delivery_ok ? "true" : "false");
+    return pw_metrics_reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                             "application/json", body);
 }
 
@@ -125,6 +129,7 @@ pw_metrics_server_t *pw_metrics_server_new(const char *addr, int stall_s, char *
     pw_metrics_server_t *server = pw_calloc(1, sizeof(*server));
     server->stall_ms = stall_s * 1000;
     atomic_store(&server->last_turn_mono_ms, pw_mono_ms());
+    atomic_store(&server->delivery_ok, true);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -164,6 +169,11 @@ void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined)
     atomic_store(&server->group_joined, joined);
 }
 
+void pw_metrics_set_delivery_ok(pw_metrics_server_t *server, bool ok)
+{
+    atomic_store(&server->delivery_ok, ok);
+}
+
 /* ---- process-wide metrics ---- */
 
 static const char *const pw_m_statuses[] = {"published", "duplicate", "parked", "failed"};
@@ -184,6 +194,7 @@ static const double pw_m_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 static struct {
     atomic_long consumed, lock_waits, rebalances, in_flight, assigned;
     atomic_long buffered_bytes, paused;
+    atomic_long delivery_failures[2], dead_letters_cut;
     atomic_long results[PW_ARRAY_SIZE(pw_m_statuses)];
     atomic_long errors[PW_ARRAY_SIZE(pw_m_classes)];
     atomic_long api_calls[PW_EPM_COUNT][PW_ARRAY_SIZE(pw_m_status_classes)];
@@ -268,6 +279,16 @@ void pw_metrics_set_buffer(long bytes, long paused_partitions)
 {
     atomic_store(&pw_m.buffered_bytes, bytes);
     atomic_store(&pw_m.paused, paused_partitions);
+}
+
+void pw_metrics_delivery_failure(bool permanent)
+{
+    atomic_fetch_add(&pw_m.delivery_failures[permanent], 1);
+}
+
+void pw_metrics_dead_letter_cut(void)
+{
+    atomic_fetch_add(&pw_m.dead_letters_cut, 1);
 }
 
 void pw_metrics_set_assigned_partitions(long partitions)
@@ -450,6 +471,14 @@ static char *pw_metrics_render(size_t *len)
     pw_m_header(&b, "publish_worker_paused_partitions", "gauge",
                 "Partitions paused because they buffer their share of messages or bytes.");
     pw_buf_printf(&b, "publish_worker_paused_partitions %ld\n", atomic_load(&pw_m.paused));
+    static const char *const kinds[] = {"retriable", "permanent"};
+    pw_m_labelled(&b, "publish_worker_delivery_failures_total", "counter",
+                  "Messages Kafka did not take: retried later, or (permanent) never.", "kind",
+                  kinds, pw_m.delivery_failures, 2);
+    pw_m_header(&b, "publish_worker_dead_letters_cut_total", "counter",
+                "Dead letters too large for their topic, produced cut to fit.");
+    pw_buf_printf(&b, "publish_worker_dead_letters_cut_total %ld\n",
+                  atomic_load(&pw_m.dead_letters_cut));
     pw_m_header(&b, "publish_worker_assigned_partitions", "gauge", "Partitions assigned.");
     pw_buf_printf(&b, "publish_worker_assigned_partitions %ld\n", atomic_load(&pw_m.assigned));
     pw_m_header(&b, "publish_worker_rebalances_total", "counter", "Consumer group rebalances.");

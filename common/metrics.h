@@ -6,8 +6,9 @@
  *   /healthz  liveness: 200 while the main loop has turned within stall_s
  *             (never fails because Kafka or Redis is down)
  *   /readyz   readiness: 200 when configuration is loaded, Redis answered
- *             its last check and the consumer has joined its group (whether
- *             or not it holds partitions)
+ *             its last check, the consumer has joined its group (whether
+ *             or not it holds partitions) and no message failed for good
+ *             since the last delivery to its topic
  *   /metrics  Prometheus text exposition */
 #ifndef PW_METRICS_H
 #define PW_METRICS_H
@@ -29,6 +30,8 @@ void pw_metrics_server_destroy(pw_metrics_server_t *server);
 void pw_metrics_loop_turned(pw_metrics_server_t *server);
 void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok);
 void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined);
+/** @brief false while a message could not be delivered for good (readiness). */
+void pw_metrics_set_delivery_ok(pw_metrics_server_t *server, bool ok);
 
 /* The process-wide metrics below are plain atomics, safe from any thread;
  * labels come from fixed sets (no account or post ids: unbounded
@@ -54,6 +57,8 @@ void pw_metrics_lock_wait(void);
 void pw_metrics_alert(const char *kind);
 void pw_metrics_rebalance(void);
 void pw_metrics_set_in_flight(long posts);
+void pw_metrics_delivery_failure(bool permanent);
+void pw_metrics_dead_letter_cut(void);
 /** @brief Payload bytes buffered, and partitions paused for back-pressure. */
 void pw_metrics_set_buffer(long bytes, long paused_partitions);
 void pw_metrics_set_assigned_partitions(long partitions);

@@ -7,7 +7,7 @@
 #include "log.h"
 
 pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_t *tokens,
-                     rd_kafka_t *producer, pw_pool_t *pool)
+                     rd_kafka_t *producer, pw_pool_t *pool, pw_delivery_t *delivery)
 {
     pw_ctx_t *ctx = pw_calloc(1, sizeof(*ctx));
     ctx->conf = conf;
@@ -15,6 +15,7 @@ pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_
     ctx->tokens = tokens;
     ctx->producer = producer;
     ctx->pool = pool;
+    ctx->delivery = delivery;
     ctx->refresher = (pw_refresher_t){.conf = conf, .redis = redis, .tokens = tokens};
     atomic_init(&ctx->stopping, false);
     return ctx;

@@ -1,8 +1,8 @@
 /* Context: what the steps of every post share, made once at start-up.
  *
- * It borrows the configuration, Redis, the token store, the producer and the
- * pool from the worker (run.c), which owns them and outlives it. Steps reach
- * them through it; nothing else is global. */
+ * It borrows the configuration, Redis, the token store, the producer, the
+ * pool and the delivery handling from the worker (run.c), which owns them and outlives it. Steps
+ * reach them through it; nothing else is global. */
 #ifndef PW_CONTEXT_H
 #define PW_CONTEXT_H
 
@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "delivery.h"
 #include "pool.h"
 #include "redis.h"
 #include "token_refresh.h"
@@ -22,13 +23,14 @@ typedef struct pw_ctx_s {
     pw_token_store_t *tokens;
     rd_kafka_t *producer;
     pw_pool_t *pool;
+    pw_delivery_t *delivery;
     pw_refresher_t refresher;
     atomic_bool stopping; /* set at shutdown: long waits give up */
 } pw_ctx_t;
 
 /** @brief A context over the worker's parts (all borrowed); caller destroys. */
 pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_t *tokens,
-                     rd_kafka_t *producer, pw_pool_t *pool);
+                     rd_kafka_t *producer, pw_pool_t *pool, pw_delivery_t *delivery);
 void pw_ctx_destroy(pw_ctx_t *ctx);
 
 /** @brief Tells every wait of every step to give up. @locality any thread */

@@ -7,26 +7,8 @@
 
 #include "alerts.h"
 #include "events.h"
-#include "kafka.h"
 #include "log.h"
 #include "metrics.h"
-
-void pw_output_emit(pw_ctx_t *ctx, pw_job_t *job, const char *topic, const char *key,
-                    size_t key_len, const char *value, size_t len, const rd_kafka_headers_t *hdrs)
-{
-    char errstr[512];
-    if (job)
-        pw_pool_hold(ctx->pool, job);
-    if (pw_kafka_produce(ctx->producer, topic, key, key_len, value, len, hdrs, job, errstr,
-                         sizeof(errstr)) == -1) {
-        /* Only local, permanent causes get here (size, unknown topic): not
-         * worth blocking the partition for. */
-        pw_log_error("could not produce", PW_F_STR("topic", topic), PW_F_STR("error", errstr),
-                     PW_F_STR("source_topic", job ? job->topic : NULL));
-        if (job)
-            pw_pool_delivered(ctx->pool, job);
-    }
-}
 
 void pw_output_dead_letter(pw_ctx_t *ctx, pw_job_t *job, const char *cls, const char *reason)
 {
@@ -45,8 +27,9 @@ void pw_output_dead_letter(pw_ctx_t *ctx, pw_job_t *job, const char *cls, const 
     pw_log_warn("dead letter", PW_F_STR("error_class", cls), PW_F_STR("reason", reason),
                 PW_F_STR("source_topic", job->topic), PW_F_INT("partition", job->partition),
                 PW_F_INT("offset", job->offset));
-    pw_output_emit(ctx, job, ctx->conf->topic_dead_letter, job->key, job->key_len, job->value,
-                   job->value_len, hdrs);
+    pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_DEAD_LETTER,
+                        ctx->conf->topic_dead_letter, job->key, job->key_len, job->value,
+                        job->value_len, hdrs);
     rd_kafka_headers_destroy(hdrs);
 }
 
@@ -59,8 +42,9 @@ static void pw_output_result(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *r
     result->worker_id = ctx->conf->worker_id;
     result->finished_at_ms = pw_now_ms();
     char *value = pw_event_result_new(result);
-    pw_output_emit(ctx, job, ctx->conf->topic_publish_results, req->account_id,
-                   strlen(req->account_id), value, strlen(value), NULL);
+    pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_RESULT,
+                        ctx->conf->topic_publish_results, req->account_id, strlen(req->account_id),
+                        value, strlen(value), NULL);
     free(value);
     pw_metrics_result(result->status, result->error ? result->error->cls : NULL);
     pw_log_info("post answered", PW_F_STR("account_id", req->account_id),
@@ -152,8 +136,8 @@ void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char 
         .at_ms = pw_now_ms(),
     };
     char *value = pw_event_alert_new(&alert);
-    pw_output_emit(ctx, job, ctx->conf->topic_alerts, account_id, strlen(account_id), value,
-                   strlen(value), NULL);
+    pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_ALERT, ctx->conf->topic_alerts,
+                        account_id, strlen(account_id), value, strlen(value), NULL);
     free(value);
     pw_metrics_alert(kind);
     pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
@@ -177,7 +161,8 @@ void pw_output_auth_failure(pw_ctx_t *ctx, pw_job_t *job, const char *account_id
 void pw_output_account_event(pw_ctx_t *ctx, pw_job_t *job, const char *type, const char *account_id)
 {
     char *event = pw_event_account_new(type, account_id, pw_now_ms());
-    pw_output_emit(ctx, job, ctx->conf->topic_account_events, account_id, strlen(account_id), event,
-                   strlen(event), NULL);
+    pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_ACCOUNT_EVENT,
+                        ctx->conf->topic_account_events, account_id, strlen(account_id), event,
+                        strlen(event), NULL);
     free(event);
 }

@@ -1,9 +1,10 @@
 /* Output: everything the worker says, through one path.
  *
  * DESIGN: results, alerts, dead letters and account events are produced
- * here and only here. A message produced for a job carries the job as its
- * delivery opaque and holds it (pool.h), so the job is settled, and its
- * offset committable, only once Kafka has every message it produced.
+ * here and only here, through delivery.h: a message produced for a job holds
+ * it, so the job is settled, and its offset committable, only once Kafka has
+ * every message it produced (or the job is abandoned, never committed past).
+ * job may be NULL (the sweep's own output): then delivery is best effort.
  * pw_output_answer() is the one place where a request's outcome becomes its
  * publish.result.v1, for the first try and for a replay alike. The other
  * modules of worker/ call this one; it calls none of them. */
@@ -35,12 +36,6 @@ typedef struct pw_outcome_s {
     const char *reason;        /* PARKED without err: the account's stored reason
                                   ("" unknown); INVALID: what is wrong */
 } pw_outcome_t;
-
-/** @brief Produces a message for job (NULL: the sweep's own output, best
- *  effort); its delivery report releases the job's hold.
- *  @locality worker fiber, or the sweep's thread */
-void pw_output_emit(pw_ctx_t *ctx, pw_job_t *job, const char *topic, const char *key,
-                    size_t key_len, const char *value, size_t len, const rd_kafka_headers_t *hdrs);
 
 /** @brief Copies the job's message to the dead-letter topic with the
  *  contract's headers (error.class cls, error.message reason, source.*). */

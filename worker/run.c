@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "context.h"
 #include "crypto.h"
+#include "delivery.h"
 #include "env.h"
 #include "intake.h"
 #include "kafka.h"
@@ -40,6 +41,7 @@ typedef struct pw_worker_s {
     rd_kafka_t *consumer;
     pw_token_store_t *tokens;
     pw_pool_t *pool;
+    pw_delivery_t *delivery;
     pw_ctx_t *ctx;
     pw_sweep_t *sweep;
     rd_kafka_topic_partition_list_t *paused; /* by back-pressure */
@@ -79,6 +81,7 @@ static void pw_worker_serve_reports(void *arg)
 {
     pw_worker_t *w = arg;
     rd_kafka_poll(w->producer, 20);
+    pw_delivery_serve(w->delivery, w->producer);
 }
 
 static void pw_worker_store_offsets(pw_worker_t *w, rd_kafka_topic_partition_list_t *offsets)
@@ -131,38 +134,6 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pw_metrics_set_assigned_partitions(now->cnt);
         rd_kafka_topic_partition_list_destroy(now);
     }
-}
-
-/* A result (or dead letter, alert, event) reached Kafka, or failed to. */
-static void pw_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
-{
-    pw_worker_t *w = opaque;
-    pw_job_t *job = rkm->_private;
-    if (!job)
-        return;
-    if (rkm->err) {
-        rd_kafka_headers_t *hdrs = NULL;
-        rd_kafka_message_headers(rkm, &hdrs);
-        rd_kafka_headers_t *hdrs_copy = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
-        pw_log_error("delivery failed; producing again",
-                     PW_F_STR("topic", rd_kafka_topic_name(rkm->rkt)),
-                     PW_F_STR("error", rd_kafka_err2str(rkm->err)));
-        /* The job stays in flight: its offset waits until Kafka has it. */
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            rk, RD_KAFKA_V_RKT(rkm->rkt), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
-            RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hdrs_copy), RD_KAFKA_V_OPAQUE(job), RD_KAFKA_V_END);
-        if (!err)
-            return;
-        if (hdrs_copy)
-            rd_kafka_headers_destroy(hdrs_copy);
-        /* Not answered: hold its offset back rather than commit past it. */
-        pw_log_error("delivery failed for good; the request will be redelivered",
-                     PW_F_STR("error", rd_kafka_err2str(err)));
-        pw_pool_undeliverable(w->pool, job);
-        return;
-    }
-    pw_pool_delivered(w->pool, job);
 }
 
 /* Readiness: Redis answers and the consumer is a member of its group. */
@@ -266,6 +237,7 @@ static void pw_worker_loop(pw_worker_t *w)
             rkm = batch < 500 ? rd_kafka_consumer_poll(w->consumer, 0) : NULL;
         }
         rd_kafka_poll(w->producer, 0);
+        pw_delivery_serve(w->delivery, w->producer);
         pw_worker_commit_progress(w);
         pw_worker_backpressure(w);
         pw_metrics_set_in_flight(pw_pool_in_flight(w->pool));
@@ -281,9 +253,11 @@ static void pw_worker_drain(pw_worker_t *w)
 {
     pw_pool_stop_starting(w->pool);
     int64_t deadline = pw_mono_ms() + w->conf->shutdown_timeout_s * 1000;
-    while (pw_pool_running(w->pool) > 0 && pw_mono_ms() < deadline) {
+    while ((pw_pool_running(w->pool) > 0 || pw_delivery_pending(w->delivery) > 0) &&
+           pw_mono_ms() < deadline) {
         pw_metrics_loop_turned(w->metrics);
         rd_kafka_poll(w->producer, 50);
+        pw_delivery_serve(w->delivery, w->producer);
     }
     /* Whatever still runs gives up now and stays uncommitted. */
     pw_ctx_stop(w->ctx);
@@ -368,6 +342,7 @@ static void pw_worker_close(pw_worker_t *w)
              * and what the pool's fibers may still be using. */
             pw_log_warn("consumer close timed out; leaving without a clean group exit");
             w->producer = NULL;
+            w->delivery = NULL;
             w->pool = NULL;
             w->ctx = NULL;
             w->tokens = NULL;
@@ -381,6 +356,7 @@ static void pw_worker_close(pw_worker_t *w)
                          PW_F_INT("queued", rd_kafka_outq_len(w->producer)));
         rd_kafka_destroy(w->producer);
     }
+    pw_delivery_destroy(w->delivery); /* what still waits for a retry stays uncommitted */
     pw_pool_destroy(w->pool);
     pw_ctx_destroy(w->ctx);
     pw_token_store_destroy(w->tokens);
@@ -408,15 +384,20 @@ static int pw_worker_open(pw_worker_t *w)
         return 2;
     }
     if (!(w->metrics = pw_metrics_server_new(conf->metrics_addr, (int)conf->liveness_stall_s,
-                                             errstr, sizeof(errstr))) ||
-        !(w->producer = pw_kafka_producer_new(conf, pw_worker_dr_cb, w, errstr, sizeof(errstr))) ||
+                                             errstr, sizeof(errstr)))) {
+        pw_log_error("start-up failed", PW_F_STR("error", errstr));
+        return 1;
+    }
+    w->pool = pw_pool_new((int)conf->worker_concurrency);
+    w->delivery = pw_delivery_new(w->pool, w->metrics);
+    if (!(w->producer = pw_kafka_producer_new(conf, pw_delivery_report, w->delivery, errstr,
+                                              sizeof(errstr))) ||
         !(w->consumer = pw_kafka_consumer_new(conf, pw_rebalance_cb, w, errstr, sizeof(errstr)))) {
         pw_log_error("start-up failed", PW_F_STR("error", errstr));
         return 1;
     }
     w->tokens = pw_token_store_new(w->redis, w->ring);
-    w->pool = pw_pool_new((int)conf->worker_concurrency);
-    w->ctx = pw_ctx_new(conf, w->redis, w->tokens, w->producer, w->pool);
+    w->ctx = pw_ctx_new(conf, w->redis, w->tokens, w->producer, w->pool, w->delivery);
     pw_pool_start(w->pool, &pw_intake_ops, w->ctx);
     w->sweep = pw_sweep_new(w->ctx);
 

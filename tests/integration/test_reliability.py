@@ -92,3 +92,64 @@ def test_long_post_ids_sharing_a_prefix_are_two_posts(worker_env, workers, fake,
                message=lambda: f"published {published_texts(fake, user)}:\n{w.tail()}")
     assert published_texts(fake, user) == ["one", "two"]
     assert w.stop() == 0
+
+
+def committed_offset(bootstrap, group_id, topic, partition=0):
+    """The group's committed offset of topic/partition (-1001: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id,
+                         "enable.auto.commit": False})
+    try:
+        return consumer.committed([TopicPartition(topic, partition)], timeout=10)[0].offset
+    finally:
+        consumer.close()
+
+
+@pytest.mark.partitions(1)
+def test_a_result_kafka_refuses_for_good_is_never_committed_past(worker_env, workers, fake,
+                                                                 run_cli, topics, kafka_bootstrap,
+                                                                 kafka_control):
+    """A permanent delivery error (here: too large for the topic) is not
+    produced again in a loop: the worker stops being ready, counts it, says
+    what to fix, and leaves the request uncommitted, so a restart answers it."""
+    env = worker_env()
+    connect_account(run_cli, env, fake, "acct-refused")
+    produce_many(kafka_bootstrap, topics["requests"],
+                 [("acct-refused", request("acct-refused", post_id="refused-1"))])
+    kafka_control("error Produce MSG_SIZE_TOO_LARGE 1")  # the worker's first produce
+    try:
+        w = workers.start(env)
+        wait_until(lambda: w.readyz() == 503 and
+                   (metric(w, 'publish_worker_delivery_failures_total{kind="permanent"}') or 0) >= 1,
+                   timeout=30, message=lambda: f"still ready:\n{w.tail()}")
+        fix = [r for r in w.log_records() if r.get("msg", "").startswith("message cannot be")]
+        assert fix and "max.message.bytes" in fix[0]["fix"], fix
+        time.sleep(3)  # commits happen every second: nothing may be committed past it
+        assert committed_offset(kafka_bootstrap, topics["group_id"], topics["requests"]) < 1
+        w.kill()
+    finally:
+        kafka_control("clear Produce")
+    w2 = workers.start(worker_env())
+    from harness import consume_json
+    results = consume_json(kafka_bootstrap, topics["results"], 1, timeout=30)
+    assert [r["status"] for _, r in results] == ["duplicate"]  # published once, answered now
+    wait_until(lambda: w2.readyz() == 200, timeout=15)
+    assert w2.stop() == 0
+
+
+@pytest.mark.partitions(1)
+def test_a_dead_letter_too_large_for_its_topic_is_cut_to_fit(worker_env, workers, topics,
+                                                             kafka_bootstrap):
+    env = worker_env(RDKAFKA_MESSAGE_MAX_BYTES="20000")
+    produce_many(kafka_bootstrap, topics["requests"], [("k", b"x" * 100000)])
+    w = workers.start(env)
+    from harness import consume
+    dead = consume(kafka_bootstrap, topics["dlq"], 1, timeout=30)
+    assert len(dead) == 1, w.tail()
+    assert dead[0].headers["error.class"] == "not_json"
+    assert "100000" in dead[0].headers["error.truncated"]
+    assert dead[0].value == b"x" * 16384
+    wait_until(lambda: committed_offset(kafka_bootstrap, topics["group_id"],
+                                        topics["requests"]) == 1, timeout=15)
+    assert w.readyz() == 200
+    assert w.stop() == 0
