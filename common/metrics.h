@@ -5,9 +5,10 @@
  * consumer loop and a stalled loop is visible to /healthz.
  *   /healthz  liveness: 200 while the main loop has turned within stall_s
  *             (never fails because Kafka or Redis is down)
- *   /readyz   readiness: 200 when configuration is loaded, Redis answered
- *             its last check and the consumer has joined its group (whether
- *             or not it holds partitions)
+ *   /readyz   readiness: 200 when configuration is loaded, Redis passed its
+ *             last check (it takes writes and keeps them: redis_health.h)
+ *             and the consumer has joined its group (whether or not it holds
+ *             partitions); the body names what is wrong with Redis
  *   /metrics  Prometheus text exposition */
 #ifndef PW_METRICS_H
 #define PW_METRICS_H
@@ -28,6 +29,10 @@ void pw_metrics_server_destroy(pw_metrics_server_t *server);
 /** @brief The main loop calls this each turn. @locality any thread */
 void pw_metrics_loop_turned(pw_metrics_server_t *server);
 void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok);
+/** @brief What the last Redis check found wrong ("readonly", "evicting"...),
+ *  NULL when nothing; /readyz shows it as redis_problem. problem must be a
+ *  string that lives as long as the server (a literal). */
+void pw_metrics_set_redis_problem(pw_metrics_server_t *server, const char *problem);
 void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined);
 
 /* The process-wide metrics below are plain atomics, safe from any thread;
@@ -57,5 +62,10 @@ void pw_metrics_set_in_flight(long posts);
 void pw_metrics_set_assigned_partitions(long partitions);
 /** @brief Takes consumer lag per partition from librdkafka's statistics JSON. */
 void pw_metrics_kafka_stats(const char *json);
+/** @brief A server-state error reply: kind is pw_redis_server_error_name()'s. */
+void pw_metrics_redis_error(const char *kind);
+/** @brief Redis's maxmemory-policy as last read (NULL: unknown) and whether
+ *  it may evict keys. */
+void pw_metrics_set_redis_policy(const char *policy, bool evicting);
 
 #endif
