@@ -760,13 +760,3 @@ redisReply *pw_redis_eval(pw_redis_t *redis, pw_redis_script_t *script, int nkey
     free(argv);
     return reply;
 }
-
-int pw_redis_ping(pw_redis_t *redis, char *errstr, size_t errstr_size)
-{
-    const char *argv[] = {"PING"};
-    redisReply *reply = pw_redis_command(redis, errstr, errstr_size, 1, argv);
-    if (!reply)
-        return -1;
-    freeReplyObject(reply);
-    return 0;
-}

@@ -70,9 +70,6 @@ redisReply *pw_redis_eval(pw_redis_t *redis, pw_redis_script_t *script, int nkey
 redisReply *pw_redis_command_reply(pw_redis_t *redis, char *errstr, size_t errstr_size, int argc,
                                    const char **argv) PW_MUSTCHECK;
 
-/** @brief PING; 0 when Redis answers. */
-int pw_redis_ping(pw_redis_t *redis, char *errstr, size_t errstr_size) PW_MUSTCHECK;
-
 /* Error replies that report the server's state rather than the command's
  * fault (see DESIGN above). */
 typedef enum {
