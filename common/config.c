@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -78,6 +79,9 @@ const pw_config_var_t pw_config_vars[] = {
      "bound on finishing in-flight posts at shutdown or revoke"},
     {"REDIS_POOL_SIZE", "16", PW_CV_INT, 0, 1, 1024, PW_CV_OFF(redis_pool_size),
      "blocking Redis connections (sweep, probes) besides one per loop thread"},
+    {"REDIS_ALLOW_EVICTION", "false", PW_CV_BOOL, 0, PW_NO_BOUNDS, PW_CV_OFF(redis_allow_eviction),
+     "true: become ready even though Redis's maxmemory-policy may evict keys (an evicted "
+     "post record lets a redelivered post be published twice)"},
     {"POST_RECORD_TTL_S", "7776000", PW_CV_INT, 0, 86400, 315360000, PW_CV_OFF(post_record_ttl_s),
      "how long a post's publication record guards against a second publication"},
     {"TOKEN_SWEEP_INTERVAL_S", "60", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(token_sweep_interval_s),
@@ -118,6 +122,18 @@ static int pw_config_check_addr(const char *value)
     return (errno || *end || colon[1] == '\0' || port < 1 || port > 65535) ? -1 : 0;
 }
 
+static int pw_config_parse_bool(const char *value, bool *out)
+{
+    static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
+    for (size_t i = 0; i < PW_ARRAY_SIZE(yes); i++) {
+        if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+            *out = strcasecmp(value, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int pw_config_check_url(const char *name, const char *value)
 {
     if (strcmp(name, "REDIS_URL") == 0) {
@@ -133,24 +149,37 @@ static int pw_config_check_url(const char *name, const char *value)
     return strncmp(value, "https://", 8) == 0 && value[8] ? 0 : -1;
 }
 
+/* An integer (into a long) or a boolean (into a bool); -1 after noting a problem. */
+static int pw_config_set_scalar(void *field, const pw_config_var_t *var, const char *value,
+                                char *errstr, size_t errstr_size)
+{
+    if (var->kind == PW_CV_BOOL) {
+        if (pw_config_parse_bool(value, (bool *)field) == 0)
+            return 0;
+        pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not true or false", var->name, value);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (errno || *end || !*value || n < var->min || n > var->max) {
+        pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not an integer in %ld..%ld",
+                          var->name, value, var->min, var->max);
+        return -1;
+    }
+    *(long *)field = n;
+    return 0;
+}
+
 /* Checks and stores one variable's value; returns -1 after noting a problem. */
 static int pw_config_set(pw_config_t *conf, const pw_config_var_t *var, const char *value,
                          char *errstr, size_t errstr_size)
 {
     void *field = (char *)conf + var->offset;
     switch (var->kind) {
-    case PW_CV_INT: {
-        char *end;
-        errno = 0;
-        long n = strtol(value, &end, 10);
-        if (errno || *end || !*value || n < var->min || n > var->max) {
-            pw_config_problem(errstr, errstr_size, "%s: \"%s\" is not an integer in %ld..%ld",
-                              var->name, value, var->min, var->max);
-            return -1;
-        }
-        *(long *)field = n;
-        return 0;
-    }
+    case PW_CV_INT:
+    case PW_CV_BOOL:
+        return pw_config_set_scalar(field, var, value, errstr, errstr_size);
     case PW_CV_SECRET:
         *(pw_secret_t **)field = pw_secret_new(value, strlen(value));
         return 0;
@@ -273,7 +302,7 @@ void pw_config_destroy(pw_config_t *conf)
         void *field = (char *)conf + pw_config_vars[i].offset;
         if (pw_config_vars[i].kind == PW_CV_SECRET)
             pw_secret_destroy(*(pw_secret_t **)field);
-        else if (pw_config_vars[i].kind != PW_CV_INT)
+        else if (pw_config_vars[i].kind != PW_CV_INT && pw_config_vars[i].kind != PW_CV_BOOL)
             free(*(char **)field);
     }
     for (size_t i = 0; i < conf->rdkafka_prop_count; i++)

@@ -44,6 +44,7 @@ typedef struct pw_config_s {
     long liveness_stall_s;
     long shutdown_timeout_s;
     long redis_pool_size;
+    bool redis_allow_eviction;
     long post_record_ttl_s;
     long token_sweep_interval_s;
     /* RDKAFKA_<NAME> pass-through, as librdkafka property name/value pairs. */
@@ -63,7 +64,8 @@ typedef enum {
     PW_CV_INT,
     PW_CV_URL,
     PW_CV_ADDR,
-    PW_CV_LEVEL
+    PW_CV_LEVEL,
+    PW_CV_BOOL /* true/false (also 1/0, yes/no), into a bool */
 } pw_cv_kind_t;
 
 typedef struct pw_config_var_s {

@@ -21,6 +21,7 @@ struct pw_metrics_server_s {
     int stall_ms;
     atomic_int_least64_t last_turn_mono_ms;
     atomic_bool redis_ok;
+    _Atomic(const char *) redis_problem;
     atomic_bool group_joined;
     atomic_bool delivery_ok;
 };
@@ -52,15 +53,18 @@ static enum MHD_Result pw_metrics_health(pw_metrics_server_t *server, struct MHD
 static enum MHD_Result pw_metrics_ready(pw_metrics_server_t *server, struct MHD_Connection *conn)
 {
     bool redis_ok = atomic_load(&server->redis_ok);
+    const char *problem = atomic_load(&server->redis_problem);
     bool joined = atomic_load(&server->group_joined);
     bool delivery_ok = atomic_load(&server->delivery_ok);
     bool ready = redis_ok && joined && delivery_ok;
-    char body[200];
+    char body[256], problem_json[48] = "null";
+    if (problem)
+        snprintf(problem_json, sizeof(problem_json), "\"%s\"", problem);
     snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"config\":true,\"redis\":%s,\"group_joined\":%s,"
-             "\"delivery\":%s}\n",
-             ready ? "ready" : "not_ready", redis_ok ? "true" : "false", joined ? "true" : "false",
-             delivery_ok ? "true" : "false");
+             "{\"status\":\"%s\",\"config\":true,\"redis\":%s,\"redis_problem\":%s,"
+             "\"group_joined\":%s,\"delivery\":%s}\n",
+             ready ? "ready" : "not_ready", redis_ok ? "true" : "false", problem_json,
+             joined ? "true" : "false", delivery_ok ? "true" : "false");
     return pw_metrics_reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                             "application/json", body);
 }
@@ -164,6 +168,11 @@ void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok)
     atomic_store(&server->redis_ok, ok);
 }
 
+void pw_metrics_set_redis_problem(pw_metrics_server_t *server, const char *problem)
+{
+    atomic_store(&server->redis_problem, problem);
+}
+
 void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined)
 {
     atomic_store(&server->group_joined, joined);
@@ -187,6 +196,12 @@ static const char *const pw_m_refresh_results[] = {"refreshed", "by_other", "not
 static const char *const pw_m_alert_kinds[] = {"reconnect_required", "repeated_auth_failure",
                                                "permission_denied",  "refresh_failed",
                                                "rate_limited",       "token_expiring"};
+static const char *const pw_m_redis_errors[] = {"readonly", "masterdown", "oom", "misconf",
+                                                "loading",  "noreplicas", "busy"};
+/* Redis's policies; "other" for one a later Redis may add. */
+static const char *const pw_m_redis_policies[] = {
+    "noeviction",      "allkeys-lru",  "allkeys-lfu",  "allkeys-random", "volatile-lru",
+    "volatile-random", "volatile-lfu", "volatile-ttl", "other"};
 static const double pw_m_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define PW_M_NBUCKETS PW_ARRAY_SIZE(pw_m_buckets)
 #define PW_M_LAG_MAX 256
@@ -203,6 +218,9 @@ static struct {
     atomic_llong api_sum_us[PW_EPM_COUNT];
     atomic_long refreshes[PW_ARRAY_SIZE(pw_m_refresh_results)];
     atomic_long alerts[PW_ARRAY_SIZE(pw_m_alert_kinds)];
+    atomic_long redis_errors[PW_ARRAY_SIZE(pw_m_redis_errors)];
+    atomic_long redis_policy[PW_ARRAY_SIZE(pw_m_redis_policies)]; /* 1: the current one */
+    atomic_long redis_evicting;
     pthread_mutex_t lag_lock;
     struct {
         char topic[128];
@@ -263,6 +281,24 @@ void pw_metrics_alert(const char *kind)
     int i = pw_m_index(pw_m_alert_kinds, PW_ARRAY_SIZE(pw_m_alert_kinds), kind);
     if (i >= 0)
         atomic_fetch_add(&pw_m.alerts[i], 1);
+}
+
+void pw_metrics_redis_error(const char *kind)
+{
+    int i = pw_m_index(pw_m_redis_errors, PW_ARRAY_SIZE(pw_m_redis_errors), kind);
+    if (i >= 0)
+        atomic_fetch_add(&pw_m.redis_errors[i], 1);
+}
+
+void pw_metrics_set_redis_policy(const char *policy, bool evicting)
+{
+    size_t n = PW_ARRAY_SIZE(pw_m_redis_policies);
+    int current = pw_m_index(pw_m_redis_policies, n, policy);
+    if (current < 0 && policy)
+        current = (int)n - 1; /* "other" */
+    for (size_t i = 0; i < n; i++)
+        atomic_store(&pw_m.redis_policy[i], (int)i == current);
+    atomic_store(&pw_m.redis_evicting, evicting);
 }
 
 void pw_metrics_rebalance(void)
@@ -385,6 +421,20 @@ static void pw_m_api(pw_buf_t *b)
     }
 }
 
+static void pw_m_redis(pw_buf_t *b)
+{
+    pw_m_labelled(b, "publish_worker_redis_errors_total", "counter",
+                  "Redis error replies that report the server's state (a replica, out of memory, "
+                  "...), by kind; each drops its connection.",
+                  "kind", pw_m_redis_errors, pw_m.redis_errors, PW_ARRAY_SIZE(pw_m_redis_errors));
+    pw_m_labelled(b, "publish_worker_redis_maxmemory_policy", "gauge",
+                  "1 for Redis's maxmemory-policy as last read (INFO memory).", "policy",
+                  pw_m_redis_policies, pw_m.redis_policy, PW_ARRAY_SIZE(pw_m_redis_policies));
+    pw_m_header(b, "publish_worker_redis_evicting", "gauge",
+                "1 when Redis's maxmemory-policy may evict keys (post records, locks).");
+    pw_buf_printf(b, "publish_worker_redis_evicting %ld\n", atomic_load(&pw_m.redis_evicting));
+}
+
 /* process_* as the Prometheus client libraries export them, from /proc. */
 static void pw_m_process(pw_buf_t *b)
 {
@@ -483,6 +533,7 @@ static char *pw_metrics_render(size_t *len)
     pw_buf_printf(&b, "publish_worker_assigned_partitions %ld\n", atomic_load(&pw_m.assigned));
     pw_m_header(&b, "publish_worker_rebalances_total", "counter", "Consumer group rebalances.");
     pw_buf_printf(&b, "publish_worker_rebalances_total %ld\n", atomic_load(&pw_m.rebalances));
+    pw_m_redis(&b);
     pw_m_header(&b, "publish_worker_consumer_lag", "gauge",
                 "Messages behind the partition's end, from librdkafka's statistics.");
     pthread_mutex_lock(&pw_m.lag_lock);

@@ -5,10 +5,11 @@
  * consumer loop and a stalled loop is visible to /healthz.
  *   /healthz  liveness: 200 while the main loop has turned within stall_s
  *             (never fails because Kafka or Redis is down)
- *   /readyz   readiness: 200 when configuration is loaded, Redis answered
- *             its last check, the consumer has joined its group (whether
- *             or not it holds partitions) and no message failed for good
- *             since the last delivery to its topic
+ *   /readyz   readiness: 200 when configuration is loaded, Redis passed its
+ *             last check (it takes writes and keeps them: redis_health.h),
+ *             the consumer has joined its group (whether or not it holds
+ *             partitions) and no message failed for good since the last
+ *             delivery to its topic; the body names what is wrong with Redis
  *   /metrics  Prometheus text exposition */
 #ifndef PW_METRICS_H
 #define PW_METRICS_H
@@ -29,6 +30,10 @@ void pw_metrics_server_destroy(pw_metrics_server_t *server);
 /** @brief The main loop calls this each turn. @locality any thread */
 void pw_metrics_loop_turned(pw_metrics_server_t *server);
 void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok);
+/** @brief What the last Redis check found wrong ("readonly", "evicting"...),
+ *  NULL when nothing; /readyz shows it as redis_problem. problem must be a
+ *  string that lives as long as the server (a literal). */
+void pw_metrics_set_redis_problem(pw_metrics_server_t *server, const char *problem);
 void pw_metrics_set_group_joined(pw_metrics_server_t *server, bool joined);
 /** @brief false while a message could not be delivered for good (readiness). */
 void pw_metrics_set_delivery_ok(pw_metrics_server_t *server, bool ok);
@@ -64,5 +69,10 @@ void pw_metrics_set_buffer(long bytes, long paused_partitions);
 void pw_metrics_set_assigned_partitions(long partitions);
 /** @brief Takes consumer lag per partition from librdkafka's statistics JSON. */
 void pw_metrics_kafka_stats(const char *json);
+/** @brief A server-state error reply: kind is pw_redis_server_error_name()'s. */
+void pw_metrics_redis_error(const char *kind);
+/** @brief Redis's maxmemory-policy as last read (NULL: unknown) and whether
+ *  it may evict keys. */
+void pw_metrics_set_redis_policy(const char *policy, bool evicting);
 
 #endif

@@ -1,4 +1,5 @@
-/* Redis access: URL parsing, a bounded pool of hiredis connections, scripts. */
+/* Redis access: URL parsing, a bounded pool of hiredis connections, scripts,
+ * and the error replies that report the server's state. */
 #include "redis.h"
 
 #include <arpa/inet.h>
@@ -13,6 +14,8 @@
 #include <sys/epoll.h>
 
 #include "fiber.h"
+#include "log.h"
+#include "metrics.h"
 #include "secret.h"
 
 typedef struct pw_redis_async_s pw_redis_async_t;
@@ -35,7 +38,16 @@ struct pw_redis_s {
     /* Fibers: one pipelined connection per loop, touched only by that loop's
      * thread; freed when the loop ends. */
     pw_redis_async_t *async[PW_LOOP_MAX];
+
+    /* Server-state error replies, from any thread. */
+    atomic_ulong server_errors;
+    atomic_int server_error_latest; /* a pw_redis_server_error_t */
+    atomic_int_least64_t server_error_logged_ms[PW_REDIS_SERVER_COUNT];
 };
+
+/* A server-state error is logged at most this often per kind (it is counted
+ * every time). */
+#define PW_REDIS_ERROR_LOG_EVERY_MS 10000
 
 static pthread_mutex_t pw_redis_script_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -129,6 +141,126 @@ const char *pw_redis_describe(const pw_redis_t *redis)
     return redis->describe;
 }
 
+/* ---- server-state error replies ---- */
+
+static const struct {
+    const char *code; /* the reply's first word */
+    const char *name; /* the metric's label */
+    const char *fix;
+} pw_redis_server_errors_tab[PW_REDIS_SERVER_COUNT] = {
+    [PW_REDIS_SERVER_READONLY] = {"READONLY", "readonly",
+                                  "REDIS_URL reaches a read-only replica (after a failover: the "
+                                  "demoted primary); point it at the primary through a name that "
+                                  "follows failovers: the worker reconnects, resolving it again, "
+                                  "after each such error"},
+    [PW_REDIS_SERVER_MASTERDOWN] = {"MASTERDOWN", "masterdown",
+                                    "REDIS_URL reaches a replica that lost its primary; point it "
+                                    "at the primary through a name that follows failovers"},
+    [PW_REDIS_SERVER_OOM] = {"OOM", "oom",
+                             "Redis is at maxmemory and may not evict (as it must not): raise "
+                             "maxmemory or free memory"},
+    [PW_REDIS_SERVER_MISCONF] = {"MISCONF", "misconf",
+                                 "Redis refuses writes because it cannot save its snapshot "
+                                 "(stop-writes-on-bgsave-error): fix its disk or permissions, "
+                                 "see the Redis log"},
+    [PW_REDIS_SERVER_LOADING] = {"LOADING", "loading",
+                                 "Redis is loading its data after a restart or a full "
+                                 "resynchronisation; it answers when done"},
+    [PW_REDIS_SERVER_NOREPLICAS] = {"NOREPLICAS", "noreplicas",
+                                    "fewer replicas are connected than min-replicas-to-write "
+                                    "asks: bring them back or lower that setting"},
+    [PW_REDIS_SERVER_BUSY] = {"BUSY", "busy",
+                              "a script has run past busy-reply-threshold (lua-time-limit) and "
+                              "blocks Redis: SCRIPT KILL it or wait"},
+};
+
+pw_redis_server_error_t pw_redis_server_error_of(const char *reply_str)
+{
+    const char *p = reply_str ? reply_str : "";
+    /* Redis 6 wraps a script's failed call: "ERR Error running script (call
+     * to f_...): @user_script:1: ... -READONLY You can't write ...". */
+    if (strncmp(p, "ERR Error running script", 24) == 0) {
+        const char *dash = strstr(p, ": -");
+        p = dash ? dash + 3 : "";
+    }
+    for (int kind = 1; kind < PW_REDIS_SERVER_COUNT; kind++) {
+        const char *code = pw_redis_server_errors_tab[kind].code;
+        size_t n = strlen(code);
+        /* A whole word: BUSYKEY and BUSYGROUP are a command's own errors. */
+        if (strncmp(p, code, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
+            return (pw_redis_server_error_t)kind;
+    }
+    return PW_REDIS_SERVER_OK;
+}
+
+const char *pw_redis_server_error_name(pw_redis_server_error_t kind)
+{
+    return kind > 0 && kind < PW_REDIS_SERVER_COUNT ? pw_redis_server_errors_tab[kind].name : NULL;
+}
+
+const char *pw_redis_server_error_fix(pw_redis_server_error_t kind)
+{
+    return kind > 0 && kind < PW_REDIS_SERVER_COUNT ? pw_redis_server_errors_tab[kind].fix : NULL;
+}
+
+unsigned long pw_redis_server_errors(pw_redis_t *redis, pw_redis_server_error_t *latest)
+{
+    if (latest)
+        *latest = (pw_redis_server_error_t)atomic_load(&redis->server_error_latest);
+    return atomic_load(&redis->server_errors);
+}
+
+/* Counts a server-state error reply and logs it, at most every
+ * PW_REDIS_ERROR_LOG_EVERY_MS per kind. */
+static void pw_redis_server_error_note(pw_redis_t *redis, pw_redis_server_error_t kind,
+                                       const char *cmd, const char *reply_str)
+{
+    atomic_store(&redis->server_error_latest, (int)kind);
+    atomic_fetch_add(&redis->server_errors, 1);
+    pw_metrics_redis_error(pw_redis_server_error_name(kind));
+    int64_t now = pw_mono_ms();
+    int64_t last = atomic_load(&redis->server_error_logged_ms[kind]);
+    if (last != 0 && now - last < PW_REDIS_ERROR_LOG_EVERY_MS)
+        return;
+    if (!atomic_compare_exchange_strong(&redis->server_error_logged_ms[kind], &last, now))
+        return; /* another thread logs it */
+    pw_log_error("redis refused a command for its own state; reconnecting",
+                 PW_F_STR("redis", redis->describe),
+                 PW_F_STR("kind", pw_redis_server_error_name(kind)), PW_F_STR("command", cmd),
+                 PW_F_STR("error", reply_str), PW_F_STR("fix", pw_redis_server_error_fix(kind)));
+}
+
+/* An error reply sets errstr, is noted when it reports the server's state,
+ * and becomes NULL unless the caller keeps error replies. */
+static redisReply *pw_redis_reply_checked(pw_redis_t *redis, redisReply *reply, const char *cmd,
+                                          bool keep_errors, char *errstr, size_t errstr_size)
+{
+    if (reply->type != REDIS_REPLY_ERROR)
+        return reply;
+    pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, cmd, reply->str);
+    pw_redis_server_error_t kind = pw_redis_server_error_of(reply->str);
+    if (kind != PW_REDIS_SERVER_OK)
+        pw_redis_server_error_note(redis, kind, cmd, reply->str);
+    if (keep_errors)
+        return reply;
+    freeReplyObject(reply);
+    return NULL;
+}
+
+static bool pw_redis_reply_is_server_error(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR &&
+           pw_redis_server_error_of(reply->str) != PW_REDIS_SERVER_OK;
+}
+
+/* One command as a caller gave it. */
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *argvlen; /* NULL: NUL-terminated strings */
+    bool keep_errors;      /* an error reply is returned, not turned into NULL */
+} pw_redis_cmd_t;
+
 /* A command a new connection runs before any other. */
 typedef struct {
     int argc;
@@ -211,10 +343,11 @@ static redisContext *pw_redis_acquire(pw_redis_t *redis, char *errstr, size_t er
     return c;
 }
 
-/* Returns a connection; a broken one is closed and its slot freed. */
-static void pw_redis_release(pw_redis_t *redis, redisContext *c)
+/* Returns a connection; a broken one, or one to drop, is closed and its
+ * slot freed. */
+static void pw_redis_release(pw_redis_t *redis, redisContext *c, bool drop)
 {
-    if (c->err) {
+    if (c->err || drop) {
         redisFree(c);
         c = NULL;
     }
@@ -301,7 +434,11 @@ static void pw_redis_async_on_reply(redisAsyncContext *ac, void *r, void *privda
         ra->tail = NULL;
     if (r)
         w->reply = pw_redis_reply_copy(r);
-    else
+    /* Replies already in flight still come; new commands wait for a new
+     * connection (hiredis refuses them while it disconnects). */
+    if (pw_redis_reply_is_server_error(r))
+        redisAsyncDisconnect(ac);
+    if (!r)
         snprintf(w->error, sizeof(w->error), "%s",
                  ra->dropped_because ? ra->dropped_because
                  : ac->err           ? ac->errstr
@@ -363,8 +500,8 @@ static void pw_redis_async_on_timer(void *arg)
 }
 
 /* Sends one command on the connection and waits for its reply. */
-static redisReply *pw_redis_async_roundtrip(pw_redis_async_t *ra, pw_fiber_t *fiber, int argc,
-                                            const char **argv, const size_t *argvlen, char *errstr,
+static redisReply *pw_redis_async_roundtrip(pw_redis_async_t *ra, pw_fiber_t *fiber,
+                                            const pw_redis_cmd_t *cmd, char *errstr,
                                             size_t errstr_size)
 {
     pw_redis_t *redis = ra->redis;
@@ -372,10 +509,10 @@ static redisReply *pw_redis_async_roundtrip(pw_redis_async_t *ra, pw_fiber_t *fi
     pw_redis_wait_t *w = pw_calloc(1, sizeof(*w));
     w->fiber = fiber;
     w->deadline_ms = pw_mono_ms() + redis->timeout.tv_sec * 1000 + redis->timeout.tv_usec / 1000;
-    if (!ra->ac || redisAsyncCommandArgv(ra->ac, pw_redis_async_on_reply, w, argc, argv, argvlen) !=
-                       REDIS_OK) {
+    if (!ra->ac || redisAsyncCommandArgv(ra->ac, pw_redis_async_on_reply, w, cmd->argc, cmd->argv,
+                                         cmd->argvlen) != REDIS_OK) {
         pw_errstr_set(errstr, errstr_size, "redis %s: %s: connection lost", redis->describe,
-                      argv[0]);
+                      cmd->argv[0]);
         free(w);
         return NULL;
     }
@@ -389,14 +526,12 @@ static redisReply *pw_redis_async_roundtrip(pw_redis_async_t *ra, pw_fiber_t *fi
     while (!w->done)
         pw_fiber_wait();
     redisReply *reply = w->reply;
-    if (!reply) {
-        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, argv[0], w->error);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, argv[0],
-                      reply->str);
-        freeReplyObject(reply);
-        reply = NULL;
-    }
+    if (!reply)
+        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, cmd->argv[0],
+                      w->error);
+    else
+        reply = pw_redis_reply_checked(redis, reply, cmd->argv[0], cmd->keep_errors, errstr,
+                                       errstr_size);
     free(w);
     return reply;
 }
@@ -421,11 +556,11 @@ static void pw_redis_resolve(void *arg)
     freeaddrinfo(res);
 }
 
-static int pw_redis_async_setup(pw_redis_async_t *ra, pw_fiber_t *fiber, pw_redis_setup_t *cmd)
+static int pw_redis_async_setup(pw_redis_async_t *ra, pw_fiber_t *fiber, pw_redis_setup_t *setup)
 {
     char errstr[256];
-    redisReply *reply =
-        pw_redis_async_roundtrip(ra, fiber, cmd->argc, cmd->argv, NULL, errstr, sizeof(errstr));
+    pw_redis_cmd_t cmd = {.argc = setup->argc, .argv = setup->argv};
+    redisReply *reply = pw_redis_async_roundtrip(ra, fiber, &cmd, errstr, sizeof(errstr));
     if (!reply) {
         pw_errstr_set(ra->setup_error, sizeof(ra->setup_error), "%s", errstr);
         return -1;
@@ -514,8 +649,8 @@ static pw_redis_async_t *pw_redis_async_get(pw_redis_t *redis)
     return *slot;
 }
 
-static redisReply *pw_redis_command_on_loop(pw_redis_t *redis, pw_fiber_t *fiber, int argc,
-                                            const char **argv, const size_t *argvlen, char *errstr,
+static redisReply *pw_redis_command_on_loop(pw_redis_t *redis, pw_fiber_t *fiber,
+                                            const pw_redis_cmd_t *cmd, char *errstr,
                                             size_t errstr_size)
 {
     pw_redis_async_t *ra = pw_redis_async_get(redis);
@@ -532,36 +667,56 @@ static redisReply *pw_redis_command_on_loop(pw_redis_t *redis, pw_fiber_t *fiber
                       ra->setup_error[0] ? ra->setup_error : "redis: connection lost");
         return NULL;
     }
-    return pw_redis_async_roundtrip(ra, fiber, argc, argv, argvlen, errstr, errstr_size);
+    return pw_redis_async_roundtrip(ra, fiber, cmd, errstr, errstr_size);
+}
+
+/* A command on a pooled blocking connection; a server-state error reply
+ * drops the connection instead of returning it to the pool. */
+static redisReply *pw_redis_command_blocking(pw_redis_t *redis, const pw_redis_cmd_t *cmd,
+                                             char *errstr, size_t errstr_size)
+{
+    redisContext *c = pw_redis_acquire(redis, errstr, errstr_size);
+    if (!c)
+        return NULL;
+    redisReply *reply = redisCommandArgv(c, cmd->argc, cmd->argv, cmd->argvlen);
+    bool drop = pw_redis_reply_is_server_error(reply);
+    if (!reply)
+        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, cmd->argv[0],
+                      c->errstr[0] ? c->errstr : "connection lost");
+    else
+        reply = pw_redis_reply_checked(redis, reply, cmd->argv[0], cmd->keep_errors, errstr,
+                                       errstr_size);
+    pw_redis_release(redis, c, drop);
+    return reply;
+}
+
+static redisReply *pw_redis_command_do(pw_redis_t *redis, const pw_redis_cmd_t *cmd, char *errstr,
+                                       size_t errstr_size)
+{
+    pw_fiber_t *fiber = pw_fiber_current();
+    if (fiber)
+        return pw_redis_command_on_loop(redis, fiber, cmd, errstr, errstr_size);
+    return pw_redis_command_blocking(redis, cmd, errstr, errstr_size);
 }
 
 redisReply *pw_redis_command_argv(pw_redis_t *redis, int argc, const char **argv,
                                   const size_t *argvlen, char *errstr, size_t errstr_size)
 {
-    pw_fiber_t *fiber = pw_fiber_current();
-    if (fiber)
-        return pw_redis_command_on_loop(redis, fiber, argc, argv, argvlen, errstr, errstr_size);
-    redisContext *c = pw_redis_acquire(redis, errstr, errstr_size);
-    if (!c)
-        return NULL;
-    redisReply *reply = redisCommandArgv(c, argc, argv, argvlen);
-    if (!reply) {
-        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, argv[0],
-                      c->errstr[0] ? c->errstr : "connection lost");
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        pw_errstr_set(errstr, errstr_size, "redis %s: %s: %s", redis->describe, argv[0],
-                      reply->str);
-        freeReplyObject(reply);
-        reply = NULL;
-    }
-    pw_redis_release(redis, c);
-    return reply;
+    pw_redis_cmd_t cmd = {.argc = argc, .argv = argv, .argvlen = argvlen};
+    return pw_redis_command_do(redis, &cmd, errstr, errstr_size);
 }
 
 redisReply *pw_redis_command(pw_redis_t *redis, char *errstr, size_t errstr_size, int argc,
                              const char **argv)
 {
     return pw_redis_command_argv(redis, argc, argv, NULL, errstr, errstr_size);
+}
+
+redisReply *pw_redis_command_reply(pw_redis_t *redis, char *errstr, size_t errstr_size, int argc,
+                                   const char **argv)
+{
+    pw_redis_cmd_t cmd = {.argc = argc, .argv = argv, .keep_errors = true};
+    return pw_redis_command_do(redis, &cmd, errstr, errstr_size);
 }
 
 static void pw_redis_script_hash(pw_redis_script_t *script)
@@ -604,14 +759,4 @@ redisReply *pw_redis_eval(pw_redis_t *redis, pw_redis_script_t *script, int nkey
     }
     free(argv);
     return reply;
-}
-
-int pw_redis_ping(pw_redis_t *redis, char *errstr, size_t errstr_size)
-{
-    const char *argv[] = {"PING"};
-    redisReply *reply = pw_redis_command(redis, errstr, errstr_size, 1, argv);
-    if (!reply)
-        return -1;
-    freeReplyObject(reply);
-    return 0;
 }

@@ -10,7 +10,18 @@
  * heals by itself. A fiber's connection belongs to its loop's index (loops
  * running at once have distinct ones) and is freed when the loop ends, so
  * the loops must be joined before pw_redis_destroy(). Scripts go by EVALSHA and fall back to EVAL
- * once when the server has not seen them (after a restart or failover). */
+ * once when the server has not seen them (after a restart or failover).
+ *
+ * Server-state errors: some error replies say nothing about the command and
+ * everything about the server: a replica (READONLY, MASTERDOWN: a failover
+ * demoted it), out of memory (OOM), unable to persist (MISCONF), loading its
+ * data (LOADING), short of replicas (NOREPLICAS), stuck in a script (BUSY).
+ * Such a reply drops its connection as a timeout does (a fiber's connection
+ * after the replies already in flight), so the next command reconnects and
+ * resolves the host again, which finds a failover's new primary behind a
+ * name that follows it. It is counted (publish_worker_redis_errors_total
+ * {kind}), logged with what to fix, and fails its command as any error does;
+ * readiness (redis_health.h) reads the count. */
 #ifndef PW_REDIS_H
 #define PW_REDIS_H
 
@@ -53,7 +64,38 @@ redisReply *pw_redis_command(pw_redis_t *redis, char *errstr, size_t errstr_size
 redisReply *pw_redis_eval(pw_redis_t *redis, pw_redis_script_t *script, int nkeys,
                           const char **keys, int nargs, const char **args, char *errstr,
                           size_t errstr_size) PW_MUSTCHECK;
-/** @brief PING; 0 when Redis answers. */
-int pw_redis_ping(pw_redis_t *redis, char *errstr, size_t errstr_size) PW_MUSTCHECK;
+/** @brief Like pw_redis_command(), but an error reply comes back as a reply
+ *  of type REDIS_REPLY_ERROR (a server-state one still counted and its
+ *  connection dropped); NULL only when no reply came, with errstr. */
+redisReply *pw_redis_command_reply(pw_redis_t *redis, char *errstr, size_t errstr_size, int argc,
+                                   const char **argv) PW_MUSTCHECK;
+
+/* Error replies that report the server's state rather than the command's
+ * fault (see DESIGN above). */
+typedef enum {
+    PW_REDIS_SERVER_OK = 0, /* no error reply, or one of another kind */
+    PW_REDIS_SERVER_READONLY,
+    PW_REDIS_SERVER_MASTERDOWN,
+    PW_REDIS_SERVER_OOM,
+    PW_REDIS_SERVER_MISCONF,
+    PW_REDIS_SERVER_LOADING,
+    PW_REDIS_SERVER_NOREPLICAS,
+    PW_REDIS_SERVER_BUSY,
+    PW_REDIS_SERVER_COUNT
+} pw_redis_server_error_t;
+
+/** @brief Classifies an error reply's text by its code ("READONLY You
+ *  can't...", also inside the "ERR Error running script ... -OOM ..." that
+ *  Redis 6 makes of a script's failed call). */
+pw_redis_server_error_t pw_redis_server_error_of(const char *reply_str);
+/** @brief "readonly", "masterdown", "oom", "misconf", "loading",
+ *  "noreplicas", "busy"; NULL for PW_REDIS_SERVER_OK. */
+const char *pw_redis_server_error_name(pw_redis_server_error_t kind);
+/** @brief What an operator does about it, one sentence. */
+const char *pw_redis_server_error_fix(pw_redis_server_error_t kind);
+/** @brief Server-state error replies this pool's connections (blocking and
+ *  fibers') have had so far; *latest (if not NULL) gets the last one's kind.
+ *  @locality any thread */
+unsigned long pw_redis_server_errors(pw_redis_t *redis, pw_redis_server_error_t *latest);
 
 #endif

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
+#include "redis_health.h"
 
 extern char **environ;
 
@@ -38,7 +39,22 @@ static const char *pw_getenv(const char *name)
     return getenv(name);
 }
 
-/* Every problem at once: the variables, then the key ring they point at. */
+/* Redis's maxmemory-policy, when Redis answers within 2 s: an evicting one
+ * not accepted by REDIS_ALLOW_EVICTION is a problem; an unreachable Redis is
+ * only noted (redis_health.h). @returns 1 for a problem, else 0. */
+static int pw_check_config_redis(const pw_config_t *conf)
+{
+    char msg[1024];
+    pw_redis_verdict_t verdict = pw_redis_health_verdict(
+        conf->redis_url, conf->redis_allow_eviction, 2000, msg, sizeof(msg));
+    fprintf(verdict == PW_REDIS_VERDICT_SAFE || verdict == PW_REDIS_VERDICT_ACCEPTED ? stdout
+                                                                                     : stderr,
+            "%s\n", msg);
+    return verdict == PW_REDIS_VERDICT_REFUSED;
+}
+
+/* Every problem at once: the variables, the key ring they point at, then
+ * whether Redis keeps what it is given. */
 static int pw_cmd_check_config(void)
 {
     char errstr[4096];
@@ -56,6 +72,8 @@ static int pw_cmd_check_config(void)
         }
         pw_keyring_destroy(ring);
     }
+    if (conf && pw_check_config_redis(conf))
+        problems = 1;
     pw_config_destroy(conf);
     if (problems)
         return 2;

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "redis.h"
+#include "redis_health.h"
 #include "sweep.h"
 
 typedef struct pw_worker_s {
@@ -136,9 +137,13 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Readiness: Redis answers and the consumer is a member of its group. */
+/* Readiness: Redis takes writes and keeps them (redis_health.h), the
+ * consumer is a member of its group, and no message failed for good. */
 static void pw_worker_check_ready(pw_worker_t *w)
 {
+    /* What the Redis check keeps from one call to the next; only the one
+     * worker's main loop calls this. */
+    static pw_redis_health_t redis_health;
     char reason[512];
     if (rd_kafka_fatal_error(w->producer, reason, sizeof(reason))) {
         /* An idempotent producer that failed for good answers nothing more. */
@@ -147,10 +152,11 @@ static void pw_worker_check_ready(pw_worker_t *w)
         pw_signals = 1;
     }
     char errstr[512];
-    int redis_ok = pw_redis_ping(w->redis, errstr, sizeof(errstr)) == 0;
-    if (!redis_ok)
-        pw_log_warn("redis unreachable", PW_F_STR("error", errstr));
-    pw_metrics_set_redis_ok(w->metrics, redis_ok);
+    const char *problem =
+        pw_redis_health_check(&redis_health, w->redis, w->conf->worker_id,
+                              w->conf->redis_allow_eviction, errstr, sizeof(errstr));
+    pw_metrics_set_redis_ok(w->metrics, problem == NULL);
+    pw_metrics_set_redis_problem(w->metrics, problem);
     char *member = rd_kafka_memberid(w->consumer);
     pw_metrics_set_group_joined(w->metrics, member && *member);
     if (member)

@@ -273,6 +273,14 @@ def test_contract_environment(tmp_path):
     assert not any(name.startswith("OAUTH2_") for name in env)
 
 
+def test_redis_eviction_opt_in_is_passed_and_off_by_default(tmp_path):
+    env = env_of(container(deployment_pod(render(tmp_path))))
+    assert env["REDIS_ALLOW_EVICTION"]["value"] == "false"
+    env = env_of(container(deployment_pod(render(tmp_path, {"redis": {"allowEviction": True}}))))
+    assert env["REDIS_ALLOW_EVICTION"]["value"] == "true"
+    assert "allowEviction" in render_fails(tmp_path, {"redis": {"allowEviction": "yes"}})
+
+
 def test_topology_spread_over_zones_and_hosts(tmp_path):
     constraints = deployment_pod(render(tmp_path))["topologySpreadConstraints"]
     assert [c["topologyKey"] for c in constraints] == [

@@ -139,6 +139,25 @@ static void test_secret_value_never_in_errors(void **state)
     assert_null(strstr(errstr, "hunter2"));
 }
 
+static void test_redis_allow_eviction_is_a_boolean_off_by_default(void **state)
+{
+    (void)state;
+    char errstr[1024];
+    char *unset[] = {"KAFKA_BOOTSTRAP_SERVERS=k:1", NULL};
+    pw_config_t *conf = load(unset, PW_CONFIG_NEED_KAFKA, errstr, sizeof(errstr));
+    assert_non_null(conf);
+    assert_false(conf->redis_allow_eviction);
+    pw_config_destroy(conf);
+    char *on[] = {"KAFKA_BOOTSTRAP_SERVERS=k:1", "REDIS_ALLOW_EVICTION=TRUE", NULL};
+    conf = load(on, PW_CONFIG_NEED_KAFKA, errstr, sizeof(errstr));
+    assert_non_null(conf);
+    assert_true(conf->redis_allow_eviction);
+    pw_config_destroy(conf);
+    char *bad[] = {"KAFKA_BOOTSTRAP_SERVERS=k:1", "REDIS_ALLOW_EVICTION=maybe", NULL};
+    assert_null(load(bad, PW_CONFIG_NEED_KAFKA, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "REDIS_ALLOW_EVICTION: \"maybe\" is not true or false"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_rdkafka_pass_through),
         cmocka_unit_test(test_bounds_are_inclusive_and_empty_means_unset),
         cmocka_unit_test(test_secret_value_never_in_errors),
+        cmocka_unit_test(test_redis_allow_eviction_is_a_boolean_off_by_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

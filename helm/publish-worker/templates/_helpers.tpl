@@ -134,6 +134,8 @@ The container's environment, shared by the Deployment and the `helm test` pod.
 {{- else }}
   value: {{ .Values.redis.url | quote }}
 {{- end }}
+- name: REDIS_ALLOW_EVICTION
+  value: {{ .Values.redis.allowEviction | toString | quote }}
 - name: THREADS_API_BASE_URL
   value: {{ .Values.threadsApi.baseUrl | quote }}
 {{- if .Values.oauth2.tokenUrl }}
