@@ -401,6 +401,26 @@ def test_properties_the_worker_owns_are_refused(tmp_path, prop):
     assert f"{prop} is set by the worker" in err, err
 
 
+@pytest.mark.parametrize("prop,value", [
+    ("partition.assignment.strategy", "range"),
+    ("transactional.id", "pw"),
+    ("acks", 1),
+    ("request.required.acks", "1"),
+    ("auto.offset.reset", "latest"),
+])
+def test_properties_that_break_the_guarantees_are_refused(tmp_path, prop, value):
+    err = render_fails(tmp_path, {"kafka": {"config": {prop: value}}})
+    assert f"kafka.config: {prop}" in err and "guarantees" in err, err
+
+
+def test_properties_that_keep_the_guarantees_are_rendered(tmp_path):
+    config = {"partition.assignment.strategy": "cooperative-sticky", "acks": -1,
+              "request.required.acks": "all", "auto.offset.reset": "smallest"}
+    env = env_of(container(deployment_pod(render(tmp_path, {"kafka": {"config": config}}))))
+    assert env["RDKAFKA_ACKS"]["value"] == "-1"
+    assert env["RDKAFKA_AUTO_OFFSET_RESET"]["value"] == "smallest"
+
+
 # --- the other objects ---------------------------------------------------------
 
 

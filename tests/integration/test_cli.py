@@ -3,6 +3,8 @@ import re
 
 import pytest
 
+from harness import free_port
+
 CONTRACT_VARS = {
     "KAFKA_BOOTSTRAP_SERVERS": None,
     "KAFKA_GROUP_ID": "publish-worker",
@@ -100,6 +102,36 @@ def test_check_config_accepts_a_good_environment(run_cli, keyring):
     res = run_cli(["check-config"], env=clean_env(
         KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=str(keyring()),
         RDKAFKA_SECURITY_PROTOCOL="plaintext"))
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("name,value", [
+    ("RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY", "range"),
+    ("RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY", "cooperative-sticky,roundrobin"),
+    ("RDKAFKA_TRANSACTIONAL_ID", "publish-worker-1"),
+    ("RDKAFKA_ACKS", "1"),
+    ("RDKAFKA_ACKS", "0"),
+    ("RDKAFKA_REQUEST_REQUIRED_ACKS", "1"),
+    ("RDKAFKA_ENABLE_IDEMPOTENCE", "false"),
+    ("RDKAFKA_AUTO_OFFSET_RESET", "latest"),
+    ("RDKAFKA_AUTO_OFFSET_RESET", "error"),
+])
+def test_settings_that_break_the_guarantees_are_refused(run_cli, keyring, name, value):
+    """librdkafka takes each of these; the worker's guarantees would not hold
+    (per-account order, a durable result before the commit, the start rule)."""
+    env = clean_env(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", TOKEN_KEYS_FILE=str(keyring()),
+                    METRICS_ADDR=f"127.0.0.1:{free_port()}", **{name: value})
+    for command in ("check-config", "run"):
+        res = run_cli([command], env=env, timeout=20)
+        assert res.returncode == 2, (command, res.stdout, res.stderr)
+        assert name in res.stderr, (command, res.stderr)
+
+
+def test_settings_that_keep_the_guarantees_are_accepted(run_cli, keyring):
+    res = run_cli(["check-config"], env=clean_env(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=str(keyring()),
+        RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY="cooperative-sticky", RDKAFKA_ACKS="all",
+        RDKAFKA_REQUEST_REQUIRED_ACKS="-1", RDKAFKA_AUTO_OFFSET_RESET="smallest"))
     assert res.returncode == 0, res.stderr
 
 

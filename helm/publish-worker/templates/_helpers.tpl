@@ -227,6 +227,23 @@ Included by the Deployment, which every render has.
 {{- fail (printf "kafka.config: %s is set by the worker and cannot be overridden (use kafka.bootstrapServers and kafka.groupId for the broker list and the group)" $property) }}
 {{- end }}
 {{- end }}
+{{- /* As the worker's own check (common/config.c): these may be set, but only
+       to values that keep its guarantees. */}}
+{{- $guarded := dict "partition.assignment.strategy" (list "cooperative-sticky") "transactional.id" (list) "acks" (list "all" "-1") "request.required.acks" (list "all" "-1") "auto.offset.reset" (list "earliest" "smallest" "beginning") }}
+{{- range $property, $allowed := $guarded }}
+{{- if hasKey $.Values.kafka.secretConfig $property }}
+{{- fail (printf "kafka.secretConfig: %s is not a secret and the worker checks its value: use kafka.config" $property) }}
+{{- end }}
+{{- if hasKey $.Values.kafka.config $property }}
+{{- $raw := index $.Values.kafka.config $property }}
+{{- $value := ternary ($raw | int64 | toString) ($raw | toString) (kindIs "float64" $raw) | lower }}
+{{- if empty $allowed }}
+{{- fail (printf "kafka.config: %s cannot be set: it would break the worker's guarantees" $property) }}
+{{- else if not (has $value $allowed) }}
+{{- fail (printf "kafka.config: %s=%s would break the worker's guarantees (allowed: %s)" $property $value (join ", " $allowed)) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.oauth2.tokenUrl (not .Values.secret.existingSecret) (not .Values.secret.oauth2ClientSecret) }}
 {{- fail "oauth2.tokenUrl is set but there is no client secret: set secret.oauth2ClientSecret, or secret.existingSecret to a Secret that holds it" }}
 {{- end }}
