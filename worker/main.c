@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "commands.h"
 #include "config.h"
@@ -77,8 +78,23 @@ static int pw_cmd_check_config(void)
     return 0;
 }
 
+/* run and the token commands hold the key ring and decrypted access and
+ * refresh tokens in memory (check-config the key ring; --help loses
+ * nothing). A core dump (a crash, abort() on out of memory, SIGQUIT) would
+ * write them to wherever core_pattern points, often a host directory or a
+ * crash collector that outlives the pod; and a dumpable process lets any
+ * other process of the same user read its memory through ptrace or
+ * /proc/PID/mem. Not dumpable closes both. OPENSSL_cleanse() wipes what is
+ * freed, not what is live. */
+static void pw_main_no_core_dumps(void)
+{
+    if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) == -1)
+        perror("publish-worker: prctl(PR_SET_DUMPABLE)"); /* cannot fail on Linux */
+}
+
 int main(int argc, char **argv)
 {
+    pw_main_no_core_dumps();
     /* cJSON allocates through us, so out of memory aborts there too. */
     cJSON_Hooks hooks = {.malloc_fn = pw_malloc, .free_fn = free};
     cJSON_InitHooks(&hooks);

@@ -1,7 +1,12 @@
 """publish-worker run: probes, group membership, JSON logs, signals."""
 import json
+import os
+import shutil
 import signal
+import subprocess
+import tempfile
 
+import harness
 from harness import wait_until
 
 
@@ -36,3 +41,54 @@ def test_liveness_up_and_readiness_down_without_redis(worker_env, workers):
 def test_bad_configuration_exits_2(worker_env, workers):
     w = workers.start(worker_env(WORKER_CONCURRENCY="0"))
     assert w.wait(timeout=20) == 2
+
+
+def other_user():
+    """(uid, gid) the process under test runs as: ourselves, or nobody when we
+    are root (root owns every /proc entry, dumpable or not)."""
+    return (65534, 65534) if os.getuid() == 0 else (os.getuid(), os.getgid())
+
+
+def proc_owner_and_uid(pid):
+    """(owner of /proc/PID/status, the process's real uid): the kernel makes
+    root own the files under /proc/PID of a process that is not dumpable,
+    whoever runs it (task_dump_owner)."""
+    status = open(f"/proc/{pid}/status").read()
+    uid = int(next(l for l in status.splitlines() if l.startswith("Uid:")).split()[1])
+    return os.stat(f"/proc/{pid}/status").st_uid, uid
+
+
+def test_worker_and_token_put_are_not_dumpable(worker_env, workers):
+    """They hold the key ring and decrypted tokens: no core dump may carry them
+    to disk, and no process of the same user may read their memory."""
+    uid, gid = other_user()
+    directory = tempfile.mkdtemp()
+    try:
+        os.chmod(directory, 0o711)
+        keys = harness.write_keyring(os.path.join(directory, "keys"), [harness.new_key("k1")])
+        os.chown(keys, uid, gid)
+        w = workers.new(worker_env(keyring=keys))
+        if os.getuid() == 0:
+            w.popen_args = {"user": uid, "group": gid, "extra_groups": []}
+        w.start().wait_ready(timeout=30)
+        assert proc_owner_and_uid(w.pid) == (0, uid)
+        # A process may still read its own /proc entries: the process_* metrics.
+        metrics = dict(l.split(" ", 1) for l in w.metrics().splitlines()
+                       if l.startswith("process_"))
+        assert int(metrics["process_open_fds"]) > 0
+        assert int(metrics["process_resident_memory_bytes"]) > 0
+        assert w.stop(signal.SIGTERM, timeout=30) == 0
+
+        # token put, waiting for the token on stdin: not dumpable either.
+        put = subprocess.Popen([harness.PW_BIN, "token", "put", "--account", "a", "--user-id",
+                                "u", "--expires-in", "60"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               **w.popen_args)
+        try:
+            wait_until(lambda: open(f"/proc/{put.pid}/wchan").read() not in ("", "0"), 10)
+            assert proc_owner_and_uid(put.pid) == (0, uid)
+        finally:
+            put.kill()
+            put.wait()
+    finally:
+        shutil.rmtree(directory)
