@@ -495,8 +495,12 @@ def test_rendered_environment_passes_check_config(tmp_path, variant):
             env[name] = "redis://:password@redis:6379/0"
         else:
             env[name] = "from-a-secret"
+    # The file as the Secret volume mounts it: the worker refuses a key ring
+    # other users can read, Kubernetes' 0644 when defaultMode is not set.
+    _, source = key_ring_mount(deployment_pod(docs))
     keys_file = tmp_path / "token-keys"
     keys_file.write_text(secret["token-keys"])
+    keys_file.chmod(source["defaultMode"])
     env["TOKEN_KEYS_FILE"] = str(keys_file)
     proc = subprocess.run([str(binary), "check-config"], env=env, capture_output=True,
                           text=True, timeout=30)

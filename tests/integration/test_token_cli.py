@@ -99,6 +99,7 @@ def test_key_rotation_old_records_open_under_the_new_ring(run_cli, worker_env, k
 def test_bad_key_file_is_a_clear_error(run_cli, worker_env, tmp_path):
     bad = tmp_path / "bad-keys"
     bad.write_text("k1:c2hvcnQ=\n")
+    bad.chmod(0o600)
     res = put(run_cli, worker_env(TOKEN_KEYS_FILE=str(bad)))
     assert res.returncode == 2
     assert "TOKEN_KEYS_FILE" in res.stderr and "32" in res.stderr

@@ -193,6 +193,8 @@ The container's mounts, shared by the Deployment and the `helm test` pod.
 {{/*
 The pod's volumes: the key ring alone out of the Secret (the OAuth2 client
 secret travels as a variable, not as a file), readable by the pod's fsGroup.
+Mode 0440, not Kubernetes' 0644: the worker refuses a key ring that other
+users can read.
 */}}
 {{- define "publish-worker.volumes" -}}
 - name: token-keys
