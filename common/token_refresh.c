@@ -2,6 +2,7 @@
 #include "token_refresh.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,33 @@ static void pw_oauth2_classify(long status, const char *body, const char *transp
     cJSON_Delete(root);
 }
 
+/* Classifies a failed refresh call. The platform's text may quote what it
+ * refused: every secret of the call is redacted from the body before any of
+ * it is cut to fit err->message (a cut through a secret would leave a piece
+ * no later redaction finds), and from the transport error's text. */
+static void pw_refresh_classify(const pw_refresher_t *rf, const pw_token_t *cur,
+                                const char *endpoint, int rc, const pw_http_response_t *resp,
+                                pw_api_error_t *err)
+{
+    const pw_secret_t *secrets[] = {cur->access_token, cur->refresh_token,
+                                    rf->conf->oauth2_client_secret};
+    char *body = resp->body ? pw_strdup(resp->body) : NULL;
+    for (size_t i = 0; body && i < PW_ARRAY_SIZE(secrets); i++) {
+        char *redacted = pw_secret_redact_dup(secrets[i], body);
+        OPENSSL_cleanse(body, strlen(body)); /* may still hold the secrets after this one */
+        free(body);
+        body = redacted;
+    }
+    long status = rc == 0 ? resp->status : 0;
+    if (cur->refresh_method == PW_REFRESH_OAUTH2)
+        pw_oauth2_classify(status, body, resp->error, err);
+    else
+        pw_api_error_classify(endpoint, status, body, resp->retry_after_ms, resp->error, err);
+    free(body);
+    for (size_t i = 0; i < PW_ARRAY_SIZE(secrets); i++)
+        pw_secret_redact(secrets[i], err->message, sizeof(err->message));
+}
+
 /* Calls the account's refresh method; on success fills next's secrets and times. */
 static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const pw_token_t *cur,
                                       pw_token_t *next, pw_api_error_t *err)
@@ -135,15 +163,7 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
         next->expires_at = next->issued_at + expires_in;
         return PW_RF_REFRESHED;
     }
-    if (cur->refresh_method == PW_REFRESH_OAUTH2)
-        pw_oauth2_classify(rc == 0 ? resp.status : 0, resp.body, resp.error, err);
-    else
-        pw_api_error_classify(endpoint, rc == 0 ? resp.status : 0, resp.body, resp.retry_after_ms,
-                              resp.error, err);
-    /* The platform's text may quote what it refused. */
-    pw_secret_redact(cur->access_token, err->message, sizeof(err->message));
-    pw_secret_redact(cur->refresh_token, err->message, sizeof(err->message));
-    pw_secret_redact(conf->oauth2_client_secret, err->message, sizeof(err->message));
+    pw_refresh_classify(rf, cur, endpoint, rc, &resp, err);
     if (rc == 0 && resp.status == 200) {
         err->cls = PW_EC_TRANSIENT; /* 200 without a usable token: never store it */
         err->retriable = true;
