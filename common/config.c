@@ -85,7 +85,7 @@ const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
 /* Properties whose value the worker's guarantees depend on. */
 static const char *const pw_config_rdkafka_reserved[] = {
     "bootstrap.servers",  "group.id",           "enable.auto.offset.store",
-    "enable.auto.commit", "enable.idempotence",
+    "enable.auto.commit", "enable.idempotence", "enable.random.seed",
 };
 
 /* Properties an operator may set, but only to a value that keeps the

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
@@ -95,9 +98,29 @@ static void pw_main_no_core_dumps(void)
         perror("publish-worker: prctl(PR_SET_DUMPABLE)"); /* cannot fail on Linux */
 }
 
+/* random() draws the backoff jitter, the sweep's delays and the replay lock's
+ * owner: each process needs a sequence of its own, or replicas back off,
+ * sweep and name their locks in lockstep. Unseeded it is the same sequence
+ * everywhere; librdkafka would seed it with the current millisecond, one of
+ * 1,000 sequences, shared by replicas started at the same millisecond
+ * (common/kafka.c turns that off: enable.random.seed=false). Seeded here once
+ * from the kernel instead. */
+static void pw_main_seed_random(void)
+{
+    unsigned int seed;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+        /* No getrandom (a kernel older than 3.17): time and pid differ anyway. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (unsigned int)ts.tv_nsec ^ (unsigned int)ts.tv_sec ^ ((unsigned int)getpid() << 16);
+    }
+    srandom(seed);
+}
+
 int main(int argc, char **argv)
 {
     pw_main_no_core_dumps();
+    pw_main_seed_random();
     /* cJSON allocates through us, so out of memory aborts there too. */
     cJSON_Hooks hooks = {.malloc_fn = pw_malloc, .free_fn = free};
     cJSON_InitHooks(&hooks);

@@ -395,7 +395,8 @@ def test_rdkafka_properties_become_environment_variables(tmp_path):
     assert env["REDIS_POOL_SIZE"]["value"] == "32"
 
 
-@pytest.mark.parametrize("prop", ["group.id", "bootstrap.servers", "enable.auto.commit"])
+@pytest.mark.parametrize("prop", ["group.id", "bootstrap.servers", "enable.auto.commit",
+                                  "enable.random.seed"])
 def test_properties_the_worker_owns_are_refused(tmp_path, prop):
     err = render_fails(tmp_path, {"kafka": {"config": {prop: "x"}}})
     assert f"{prop} is set by the worker" in err, err

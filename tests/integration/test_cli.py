@@ -140,6 +140,7 @@ def test_check_config_accepts_a_good_environment(run_cli, keyring):
     ("RDKAFKA_ACKS", "0"),
     ("RDKAFKA_REQUEST_REQUIRED_ACKS", "1"),
     ("RDKAFKA_ENABLE_IDEMPOTENCE", "false"),
+    ("RDKAFKA_ENABLE_RANDOM_SEED", "true"),
     ("RDKAFKA_AUTO_OFFSET_RESET", "latest"),
     ("RDKAFKA_AUTO_OFFSET_RESET", "error"),
 ])

@@ -1,4 +1,5 @@
 """publish-worker run: probes, group membership, JSON logs, signals."""
+import ctypes
 import json
 import os
 import shutil
@@ -7,7 +8,8 @@ import subprocess
 import tempfile
 
 import harness
-from harness import wait_until
+from harness import produce_many, wait_until
+from posts import connect_account, request
 
 
 def test_ready_after_joining_and_sigterm_exits_0(worker_env, workers):
@@ -92,3 +94,52 @@ def test_worker_and_token_put_are_not_dumpable(worker_env, workers):
             put.wait()
     finally:
         shutil.rmtree(directory)
+
+
+def librdkafka_sequences(draws=12):
+    """The random() sequences librdkafka's own seeding allows: srand() of the
+    current millisecond within the second (rd_kafka_global_srand), so one of
+    1,000, the same for processes started at the same millisecond."""
+    libc = ctypes.CDLL(None)
+    libc.random.restype = ctypes.c_long
+    values = set()
+    for ms in range(1000):
+        libc.srandom(ms)
+        values.update(libc.random() for _ in range(draws))
+    return values
+
+
+def replay_lock_owner(env, workers, fake, run_cli, kafka_bootstrap, topics, rds, account):
+    """The owner one worker process writes into an account's replay lock
+    ("WORKER_ID/random()") while it publishes the account's parked posts."""
+    user, _ = connect_account(run_cli, env, fake, account)
+    fake.revoke(user_id=user, subcode=460)
+    produce_many(kafka_bootstrap, topics["requests"],
+                 [(account, request(account)) for _ in range(2)])
+    w = workers.start(env)
+    wait_until(lambda: rds.llen(f"pw:{{{account}}}:parked") == 2, timeout=30,
+               message=lambda: w.tail())
+    fake.settings(latency_ms_by_endpoint={"threads": 1500})  # a replay of 3 s or more
+    connect_account(run_cli, env, fake, account, user_id=user)  # token_updated: replay
+    owner = wait_until(lambda: rds.get(f"pw:{{{account}}}:replay_lock"), timeout=30, interval=0.02,
+                       message=lambda: w.tail())
+    fake.settings(latency_ms_by_endpoint={"threads": 0})
+    assert w.stop() == 0
+    return owner.decode()
+
+
+def test_each_process_draws_its_own_random_sequence(worker_env, workers, fake, run_cli,
+                                                    kafka_bootstrap, topics, rds):
+    """random() (backoff jitter, the sweep's delays, lock owners) is seeded
+    per process from the kernel: replicas do not back off, sweep and name
+    their locks in lockstep, as they would on one of librdkafka's 1,000
+    millisecond seeds (or unseeded, with the same sequence everywhere)."""
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S=86400)
+    first = replay_lock_owner(env, workers, fake, run_cli, kafka_bootstrap, topics, rds, "acct-r1")
+    second = replay_lock_owner(env, workers, fake, run_cli, kafka_bootstrap, topics, rds, "acct-r2")
+    draws = [int(owner.rsplit("/", 1)[1]) for owner in (first, second)]
+    assert draws[0] != draws[1]
+    guessable = librdkafka_sequences()
+    # Seeded from the kernel, a draw is among these ~12,000 values by chance
+    # once in 180,000 runs.
+    assert not [d for d in draws if d in guessable], (draws, "a millisecond-seeded sequence")

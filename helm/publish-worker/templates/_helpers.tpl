@@ -224,7 +224,7 @@ Included by the Deployment, which every render has.
 {{- if lt (.Values.terminationGracePeriodSeconds | int) $needed }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be at least worker.shutdownTimeoutSeconds + 10 (%d): the worker needs that long to finish its posts, leave the group and flush its results" (.Values.terminationGracePeriodSeconds | int) $needed) }}
 {{- end }}
-{{- range $property := list "bootstrap.servers" "group.id" "enable.auto.commit" "enable.auto.offset.store" "enable.idempotence" }}
+{{- range $property := list "bootstrap.servers" "group.id" "enable.auto.commit" "enable.auto.offset.store" "enable.idempotence" "enable.random.seed" }}
 {{- if or (hasKey $.Values.kafka.config $property) (hasKey $.Values.kafka.secretConfig $property) }}
 {{- fail (printf "kafka.config: %s is set by the worker and cannot be overridden (use kafka.bootstrapServers and kafka.groupId for the broker list and the group)" $property) }}
 {{- end }}
