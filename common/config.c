@@ -92,7 +92,33 @@ const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
 /* Properties whose value the worker's guarantees depend on. */
 static const char *const pw_config_rdkafka_reserved[] = {
     "bootstrap.servers",  "group.id",           "enable.auto.offset.store",
-    "enable.auto.commit", "enable.idempotence",
+    "enable.auto.commit", "enable.idempotence", "enable.random.seed",
+};
+
+/* Properties an operator may set, but only to a value that keeps the
+ * guarantees; allowed is a "|"-separated list of values (case-insensitive),
+ * "" allows none; shown is how the message names them. */
+typedef struct {
+    const char *prop;
+    const char *allowed;
+    const char *shown;
+    const char *why;
+} pw_config_rdkafka_guard_t;
+
+static const pw_config_rdkafka_guard_t pw_config_rdkafka_guarded[] = {
+    {"partition.assignment.strategy", "cooperative-sticky", "cooperative-sticky",
+     "the worker hands partitions over incrementally; an eager assignor takes every partition "
+     "away on each rebalance, posts in flight included"},
+    {"transactional.id", "", "",
+     "the worker's producer is idempotent, not transactional: it never opens a transaction, "
+     "so no result would be delivered"},
+    {"acks", "all|-1", "all (or -1)",
+     "a result must be on every in-sync replica before its offset is committed"},
+    {"request.required.acks", "all|-1", "all (or -1)",
+     "a result must be on every in-sync replica before its offset is committed"},
+    {"auto.offset.reset", "earliest|smallest|beginning", "earliest (or smallest, beginning)",
+     "a new group starts from the earliest offset, so no request produced before the first "
+     "worker is skipped"},
 };
 
 /* Appends one problem line to errstr. */
@@ -214,6 +240,47 @@ static int pw_config_set(pw_config_t *conf, const pw_config_var_t *var, const ch
     return 0;
 }
 
+/* 1 when value is one of the "|"-separated allowed values. */
+static int pw_config_value_allowed(const char *allowed, const char *value)
+{
+    size_t len = strlen(value);
+    for (const char *p = allowed; *p;) {
+        size_t n = strcspn(p, "|");
+        if (n == len && strncasecmp(p, value, n) == 0)
+            return 1;
+        p += n + (p[n] == '|');
+    }
+    return 0;
+}
+
+/* Refuses a reserved property or a guarded one set to a value that breaks a
+ * guarantee; var is "RDKAFKA_NAME=value" for the message. */
+static int pw_config_rdkafka_check(const char *prop, const char *value, const char *var,
+                                   int var_len, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_config_rdkafka_reserved); i++) {
+        if (strcmp(prop, pw_config_rdkafka_reserved[i]) == 0) {
+            pw_config_problem(errstr, errstr_size,
+                              "%.*s: %s is set by the worker and cannot be overridden", var_len,
+                              var, prop);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_config_rdkafka_guarded); i++) {
+        const pw_config_rdkafka_guard_t *g = &pw_config_rdkafka_guarded[i];
+        if (strcmp(prop, g->prop) != 0 || pw_config_value_allowed(g->allowed, value))
+            continue;
+        if (g->allowed[0])
+            pw_config_problem(errstr, errstr_size, "%.*s: %s must be %s: %s", var_len, var, prop,
+                              g->shown, g->why);
+        else
+            pw_config_problem(errstr, errstr_size, "%.*s: %s cannot be set: %s", var_len, var, prop,
+                              g->why);
+        return -1;
+    }
+    return 0;
+}
+
 /* RDKAFKA_SECURITY_PROTOCOL=ssl -> "security.protocol" = "ssl", checked by librdkafka. */
 static int pw_config_load_rdkafka(pw_config_t *conf, char *const *environ_list, char *errstr,
                                   size_t errstr_size)
@@ -231,13 +298,7 @@ static int pw_config_load_rdkafka(pw_config_t *conf, char *const *environ_list, 
             *c = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
         const char *value = eq + 1;
         char kerr[256];
-        int reserved = 0;
-        for (size_t i = 0; i < PW_ARRAY_SIZE(pw_config_rdkafka_reserved); i++)
-            reserved |= strcmp(prop, pw_config_rdkafka_reserved[i]) == 0;
-        if (reserved) {
-            pw_config_problem(errstr, errstr_size,
-                              "%.*s: %s is set by the worker and cannot be overridden",
-                              (int)(eq - *ep), *ep, prop);
+        if (pw_config_rdkafka_check(prop, value, *ep, (int)(eq - *ep), errstr, errstr_size) == -1) {
             rc = -1;
         } else if (rd_kafka_conf_set(scratch, prop, value, kerr, sizeof(kerr)) !=
                    RD_KAFKA_CONF_OK) {

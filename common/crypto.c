@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PW_NONCE_LEN 12
 #define PW_TAG_LEN 16
@@ -136,12 +137,43 @@ fail:
     return NULL;
 }
 
+/* The key ring is every token's key: other users may not read it (nor
+ * replace it: a key they wrote would seal new tokens), and its group may read
+ * but not write it. Checked on the open file, so the file checked is the file
+ * read. */
+static int pw_keyring_check_file(FILE *f, const char *path, char *errstr, size_t errstr_size)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) == -1) {
+        pw_errstr_set(errstr, errstr_size, "TOKEN_KEYS_FILE: cannot stat %s: %s", path,
+                      strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        pw_errstr_set(errstr, errstr_size, "TOKEN_KEYS_FILE: %s is not a regular file", path);
+        return -1;
+    }
+    if (st.st_mode & (S_IRWXO | S_IWGRP)) {
+        pw_errstr_set(errstr, errstr_size,
+                      "TOKEN_KEYS_FILE: %s has mode %04o: other users must have no access and "
+                      "the group no write; run chmod 600 %s (or 0440 for a group only the "
+                      "worker is in; a Kubernetes Secret volume: defaultMode 0440 with fsGroup)",
+                      path, (unsigned)(st.st_mode & 07777), path);
+        return -1;
+    }
+    return 0;
+}
+
 pw_keyring_t *pw_keyring_load(const char *path, char *errstr, size_t errstr_size)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         pw_errstr_set(errstr, errstr_size, "TOKEN_KEYS_FILE: cannot open %s: %s", path,
                       strerror(errno));
+        return NULL;
+    }
+    if (pw_keyring_check_file(f, path, errstr, errstr_size) == -1) {
+        fclose(f);
         return NULL;
     }
     char buf[65536];

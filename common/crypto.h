@@ -20,7 +20,9 @@
 typedef struct pw_keyring_s pw_keyring_t;
 
 /** @brief Loads a key ring file: one "KEY_ID:BASE64_OF_32_BYTES" a line; blank
- *  lines and lines starting with '#' are skipped.
+ *  lines and lines starting with '#' are skipped. The file must be a regular
+ *  file that other users cannot access and its group cannot write (0600,
+ *  0400, 0440, 0640).
  *  @returns the ring (caller frees with pw_keyring_destroy()) or NULL with the
  *  reason (file, line, key id; never key material) in errstr. */
 pw_keyring_t *pw_keyring_load(const char *path, char *errstr, size_t errstr_size) PW_MUSTCHECK;

@@ -1,4 +1,4 @@
-/* HTTP client: libcurl easy handles, form encoding, Retry-After. */
+/* HTTP client: libcurl easy handles, form encoding, Retry-After, bounded bodies. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -48,10 +48,18 @@ void pw_http_response_clear(pw_http_response_t *resp)
     resp->retry_after_ms = -1;
 }
 
+#define PW_HTTP_TOO_BIG "response body larger than 1 MiB"
+_Static_assert(PW_HTTP_MAX_BODY == 1024 * 1024, "PW_HTTP_TOO_BIG names the limit");
+
 static size_t pw_http_on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     pw_http_response_t *resp = arg;
     size_t n = size * nmemb;
+    if (n > PW_HTTP_MAX_BODY - resp->body_len) {
+        /* Anything but n makes libcurl abort the transfer (CURLE_WRITE_ERROR). */
+        snprintf(resp->error, sizeof(resp->error), PW_HTTP_TOO_BIG);
+        return 0;
+    }
     resp->body = pw_realloc(resp->body, resp->body_len + n + 1);
     memcpy(resp->body + resp->body_len, data, n);
     resp->body_len += n;
@@ -224,6 +232,17 @@ static CURLcode pw_http_perform_on_loop(CURL *curl, pw_fiber_t *fiber)
     return w.result;
 }
 
+/* Describes a failed transfer in resp->error; on_body has already said why
+ * when it stopped the transfer. */
+static void pw_http_failed(CURLcode rc, const char *errbuf, pw_http_response_t *resp)
+{
+    if (rc == CURLE_FILESIZE_EXCEEDED)
+        snprintf(resp->error, sizeof(resp->error), PW_HTTP_TOO_BIG);
+    else if (rc != CURLE_WRITE_ERROR || !resp->error[0])
+        snprintf(resp->error, sizeof(resp->error), "%s%s%s", curl_easy_strerror(rc),
+                 errbuf[0] ? ": " : "", errbuf);
+}
+
 static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
 {
     CURL *curl = http->curl;
@@ -235,14 +254,15 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for timeouts */
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, pw_http_on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+    /* Refused before reading when Content-Length announces it; else on_body counts. */
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PW_HTTP_MAX_BODY);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "publish-worker/" PW_VERSION);
     pw_fiber_t *fiber = pw_fiber_current();
     CURLcode rc = fiber ? pw_http_perform_on_loop(curl, fiber) : curl_easy_perform(curl);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
     if (rc != CURLE_OK) {
-        snprintf(resp->error, sizeof(resp->error), "%s%s%s", curl_easy_strerror(rc),
-                 errbuf[0] ? ": " : "", errbuf);
+        pw_http_failed(rc, errbuf, resp);
         free(resp->body);
         resp->body = NULL;
         resp->body_len = 0;

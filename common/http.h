@@ -17,6 +17,11 @@
 
 typedef struct pw_http_s pw_http_t;
 
+/* The largest response body read (1 MiB): the API's answers are small, and a
+ * bigger one fails the request (a transport error, so a transient failure)
+ * instead of growing memory without bound. */
+#define PW_HTTP_MAX_BODY (1024 * 1024)
+
 typedef struct pw_http_param_s {
     const char *name;
     const char *value; /* NULL: the parameter is left out */

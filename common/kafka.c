@@ -53,9 +53,12 @@ static rd_kafka_conf_t *pw_kafka_conf_new(const pw_config_t *conf, const char *c
     rd_kafka_conf_t *kconf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(kconf, pw_kafka_log_cb);
     rd_kafka_conf_set_error_cb(kconf, pw_kafka_error_cb);
+    /* random() is seeded once per process from the kernel (worker/main.c);
+     * librdkafka would re-seed it with the current millisecond. */
     if (pw_kafka_set(kconf, "bootstrap.servers", conf->kafka_bootstrap_servers, errstr,
                      errstr_size) == -1 ||
-        pw_kafka_set(kconf, "client.id", conf->worker_id, errstr, errstr_size) == -1)
+        pw_kafka_set(kconf, "client.id", conf->worker_id, errstr, errstr_size) == -1 ||
+        pw_kafka_set(kconf, "enable.random.seed", "false", errstr, errstr_size) == -1)
         goto fail;
     for (size_t i = 0; ours[i]; i += 2)
         if (pw_kafka_set(kconf, ours[i], ours[i + 1], errstr, errstr_size) == -1)

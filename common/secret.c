@@ -59,27 +59,38 @@ void pw_secret_fingerprint(const pw_secret_t *secret, char *buf, size_t buf_size
              digest[3], digest[4], digest[5]);
 }
 
+char *pw_secret_redact_dup(const pw_secret_t *secret, const char *text)
+{
+    size_t len = strlen(text);
+    if (!secret || secret->len == 0 || !strstr(text, secret->value))
+        return pw_strndup(text, len);
+    char fp[32], mark[48];
+    pw_secret_fingerprint(secret, fp, sizeof(fp));
+    size_t mark_len = (size_t)snprintf(mark, sizeof(mark), "[secret %s]", fp);
+    /* At most len / secret->len occurrences, each replaced by mark_len bytes. */
+    char *out = pw_malloc(len + len / secret->len * mark_len + 1);
+    size_t n = 0;
+    for (const char *p = text;;) {
+        const char *hit = strstr(p, secret->value);
+        size_t plain = hit ? (size_t)(hit - p) : strlen(p);
+        memcpy(out + n, p, plain);
+        n += plain;
+        if (!hit)
+            break;
+        memcpy(out + n, mark, mark_len);
+        n += mark_len;
+        p = hit + secret->len;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 void pw_secret_redact(const pw_secret_t *secret, char *text, size_t text_size)
 {
     if (!secret || secret->len == 0 || !strstr(text, secret->value))
         return;
-    char fp[32], mark[48];
-    pw_secret_fingerprint(secret, fp, sizeof(fp));
-    snprintf(mark, sizeof(mark), "[secret %s]", fp);
-    char *out = pw_malloc(text_size);
-    size_t len = 0;
-    for (const char *p = text; *p && len + 1 < text_size;) {
-        if (strncmp(p, secret->value, secret->len) == 0) {
-            len += (size_t)snprintf(out + len, text_size - len, "%s", mark);
-            if (len >= text_size)
-                len = text_size - 1;
-            p += secret->len;
-        } else {
-            out[len++] = *p++;
-        }
-    }
-    out[len] = '\0';
-    memcpy(text, out, len + 1);
-    OPENSSL_cleanse(out, text_size);
-    free(out);
+    /* Redacted whole, then cut to the buffer: the cut never splits a secret. */
+    char *out = pw_secret_redact_dup(secret, text);
+    snprintf(text, text_size, "%s", out);
+    free(out); /* holds no secret */
 }

@@ -31,7 +31,13 @@ void pw_secret_fingerprint(const pw_secret_t *secret, char *buf, size_t buf_size
 /** @brief Replaces every occurrence of secret in the NUL-terminated text
  *  (of buffer size text_size) by "[secret sha256:...]", truncating if need
  *  be. For text from elsewhere that may quote it: the platform's error
- *  messages ("Malformed access token <token>"). NULL secret: no-op. */
+ *  messages ("Malformed access token <token>"). NULL secret: no-op.
+ *  It finds whole occurrences only: text already cut to a buffer may end in
+ *  a piece of the secret, so redact before cutting (pw_secret_redact_dup()). */
 void pw_secret_redact(const pw_secret_t *secret, char *text, size_t text_size);
+/** @brief A copy of text, of any length, with every occurrence of secret
+ *  replaced as pw_secret_redact() does (NULL secret: a plain copy); the
+ *  caller frees it. For text that is cut to fit a buffer afterwards. */
+char *pw_secret_redact_dup(const pw_secret_t *secret, const char *text);
 
 #endif

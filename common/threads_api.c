@@ -174,8 +174,12 @@ static int pw_threads_finish(const char *endpoint, int rc, pw_http_response_t *r
         pw_api_error_make(err, endpoint, PW_EC_TRANSIENT, PW_AUTH_NONE, true, 200,
                           "%s answered 200 without an id", endpoint);
     } else {
-        pw_api_error_classify(endpoint, rc == 0 ? resp->status : 0, resp->body,
-                              resp->retry_after_ms, resp->error, err);
+        /* Redacted before the message is cut to fit err->message: a cut
+         * through the token would leave a piece no later redaction finds. */
+        char *body = resp->body ? pw_secret_redact_dup(token, resp->body) : NULL;
+        pw_api_error_classify(endpoint, rc == 0 ? resp->status : 0, body, resp->retry_after_ms,
+                              resp->error, err);
+        free(body);
         pw_secret_redact(token, err->message, sizeof(err->message));
     }
     pw_http_response_clear(resp);
@@ -249,9 +253,10 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "error_message");
         int ok = cJSON_IsString(st) && pw_container_status_parse(st->valuestring, status) == 0;
         if (error_message && error_message_size) {
-            snprintf(error_message, error_message_size, "%s",
-                     cJSON_IsString(msg) ? msg->valuestring : "");
-            pw_secret_redact(token, error_message, error_message_size);
+            /* Redacted, then cut to fit: never the other way round. */
+            char *text = pw_secret_redact_dup(token, cJSON_IsString(msg) ? msg->valuestring : "");
+            snprintf(error_message, error_message_size, "%s", text);
+            free(text);
         }
         cJSON_Delete(root);
         if (ok) {

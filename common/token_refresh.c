@@ -2,6 +2,7 @@
 #include "token_refresh.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,23 +97,43 @@ static int pw_refresh_request(const pw_config_t *conf, pw_http_t *http, const pw
     return rc;
 }
 
+/* Classifies a failed refresh call. The platform's text may quote what it
+ * refused: every secret of the call is redacted from the body before any of
+ * it is cut to fit err->message (a cut through a secret would leave a piece
+ * no later redaction finds), and from the transport error's text. */
+static void pw_refresh_classify(const pw_config_t *conf, const pw_token_t *cur,
+                                const char *endpoint, long status, const pw_http_response_t *resp,
+                                pw_api_error_t *err)
+{
+    const pw_secret_t *secrets[] = {cur->access_token, cur->refresh_token,
+                                    conf->oauth2_client_secret};
+    char *body = resp->body ? pw_strdup(resp->body) : NULL;
+    for (size_t i = 0; body && i < PW_ARRAY_SIZE(secrets); i++) {
+        char *redacted = pw_secret_redact_dup(secrets[i], body);
+        OPENSSL_cleanse(body, strlen(body)); /* may still hold the secrets after this one */
+        free(body);
+        body = redacted;
+    }
+    if (cur->refresh_method == PW_REFRESH_OAUTH2)
+        pw_api_error_classify_oauth2(endpoint, status, body, resp->error, err);
+    else
+        pw_api_error_classify(endpoint, status, body, resp->retry_after_ms, resp->error, err);
+    free(body);
+    for (size_t i = 0; i < PW_ARRAY_SIZE(secrets); i++)
+        pw_secret_redact(secrets[i], err->message, sizeof(err->message));
+}
+
 /* The failure of a refresh request, with nothing it refused quoted back. */
 static pw_rf_status_t pw_refresh_failed(const pw_config_t *conf, const pw_token_t *cur, int rc,
                                         const pw_http_response_t *resp, pw_api_error_t *err)
 {
-    bool oauth2 = cur->refresh_method == PW_REFRESH_OAUTH2;
-    const char *endpoint = oauth2 ? PW_EP_OAUTH2 : PW_EP_REFRESH;
+    const char *endpoint = cur->refresh_method == PW_REFRESH_OAUTH2 ? PW_EP_OAUTH2 : PW_EP_REFRESH;
     long status = rc == 0 ? resp->status : 0;
     if (status == 200)
         pw_api_error_make(err, endpoint, PW_EC_TRANSIENT, PW_AUTH_NONE, true, 200,
                           "token endpoint answered 200 without a usable access_token/expires_in");
-    else if (oauth2)
-        pw_api_error_classify_oauth2(endpoint, status, resp->body, resp->error, err);
     else
-        pw_api_error_classify(endpoint, status, resp->body, resp->retry_after_ms, resp->error, err);
-    pw_secret_redact(cur->access_token, err->message, sizeof(err->message));
-    pw_secret_redact(cur->refresh_token, err->message, sizeof(err->message));
-    pw_secret_redact(conf->oauth2_client_secret, err->message, sizeof(err->message));
+        pw_refresh_classify(conf, cur, endpoint, status, resp, err);
     return err->cls == PW_EC_AUTH || err->cls == PW_EC_PERMISSION ? PW_RF_TERMINAL
                                                                   : PW_RF_TRANSIENT;
 }

@@ -1,15 +1,24 @@
 /* token put / token show: an operator's way to connect an account.
  *
- * put reads the access token (and, for oauth2, the refresh token) from stdin,
+ * put reads the access token (and, for oauth2, the refresh token) from stdin
+ * or --token-file, a line each of any length, without echo on a terminal and
+ * as operators paste it (surrounding white space and "Bearer " removed),
  * seals and stores it, marks the account active and produces token_updated so
  * that a worker publishes the account's parked posts. The token is stored
  * even when Kafka is unreachable: the workers' sweep replays parked posts of
  * active accounts anyway, so the command says so and exits 1. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "crypto.h"
@@ -23,6 +32,7 @@ typedef struct pw_token_opts_s {
     const char *account_id;
     const char *user_id;
     const char *scopes;
+    const char *token_file; /* NULL: stdin */
     long long expires_in;
     long long issued_at; /* -1: now */
     pw_refresh_method_t method;
@@ -58,6 +68,7 @@ static int pw_token_parse(int argc, char **argv, int is_put, pw_token_opts_t *op
         {"issued-at", required_argument, NULL, 'i'},
         {"refresh-method", required_argument, NULL, 'm'},
         {"scopes", required_argument, NULL, 's'},
+        {"token-file", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     memset(opts, 0, sizeof(*opts));
@@ -67,7 +78,7 @@ static int pw_token_parse(int argc, char **argv, int is_put, pw_token_opts_t *op
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int put_only = c == 'u' || c == 'e' || c == 'i' || c == 'm' || c == 's';
+        int put_only = c == 'u' || c == 'e' || c == 'i' || c == 'm' || c == 's' || c == 'f';
         if (c == '?' || c == ':' || (put_only && !is_put)) {
             fprintf(stderr, "publish-worker: token %s: unknown or incomplete flag %s\n",
                     is_put ? "put" : "show", argv[optind - 1]);
@@ -76,6 +87,7 @@ static int pw_token_parse(int argc, char **argv, int is_put, pw_token_opts_t *op
         if ((c == 'a' && (opts->account_id = optarg) == NULL) ||
             (c == 'u' && (opts->user_id = optarg) == NULL) ||
             (c == 's' && (opts->scopes = optarg) == NULL) ||
+            (c == 'f' && (opts->token_file = optarg) == NULL) ||
             (c == 'e' && pw_parse_int("--expires-in", optarg, 1, &opts->expires_in) == -1) ||
             (c == 'i' && pw_parse_int("--issued-at", optarg, 0, &opts->issued_at) == -1))
             return -1;
@@ -105,16 +117,157 @@ static int pw_token_parse(int argc, char **argv, int is_put, pw_token_opts_t *op
     return 0;
 }
 
-/* Reads one line of stdin into a secret; NULL when empty or missing. */
-static pw_secret_t *pw_read_secret_line(void)
+/* A token line longer than this is no token (and no reason to fill memory). */
+#define PW_TOKEN_LINE_MAX (1024 * 1024)
+
+/* Reads one line of in, of any length below PW_TOKEN_LINE_MAX, without its
+ * line end: NULL at the end of input before any byte, or (with *too_long)
+ * past the limit. Every buffer it outgrows is wiped before it is freed. */
+static char *pw_read_line(FILE *in, bool *too_long)
 {
-    char buf[8192];
-    if (!fgets(buf, sizeof(buf), stdin))
+    size_t cap = 256, len = 0;
+    char *buf = pw_malloc(cap);
+    int c;
+    *too_long = false;
+    while ((c = getc(in)) != EOF && c != '\n') {
+        if (len + 1 == cap) {
+            if (cap >= PW_TOKEN_LINE_MAX) {
+                *too_long = true;
+                break;
+            }
+            char *bigger = pw_malloc(cap * 2);
+            memcpy(bigger, buf, len);
+            OPENSSL_cleanse(buf, cap);
+            free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+        buf[len++] = (char)c;
+    }
+    buf[len] = '\0';
+    if (*too_long || (c == EOF && len == 0)) {
+        OPENSSL_cleanse(buf, cap);
+        free(buf);
         return NULL;
-    size_t len = strcspn(buf, "\r\n");
-    pw_secret_t *secret = len > 0 ? pw_secret_new(buf, len) : NULL;
-    memset(buf, 0, sizeof(buf));
-    return secret;
+    }
+    return buf;
+}
+
+/* The token in a line as operators paste it: surrounding white space (and
+ * the \r of a CRLF line) and a leading "Bearer " removed. NULL when nothing
+ * is left. */
+static pw_secret_t *pw_token_clean(const char *line)
+{
+    static const char space[] = " \t\r\n\v\f";
+    line += strspn(line, space);
+    if (strncasecmp(line, "Bearer", 6) == 0 && line[6] && strchr(space, line[6]))
+        line += 6 + strspn(line + 6, space);
+    size_t len = strlen(line);
+    while (len > 0 && strchr(space, line[len - 1]))
+        len--;
+    return len > 0 ? pw_secret_new(line, len) : NULL;
+}
+
+/* ---- no echo on a terminal ----
+ * While a token is typed or pasted on a terminal, echo is off, so that it
+ * stays out of the scrollback and of a shared screen. A signal that ends the
+ * command first turns echo back on. */
+
+static struct termios pw_tty_saved;
+static volatile sig_atomic_t pw_tty_fd = -1;
+static const int pw_tty_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+static struct sigaction pw_tty_old_actions[PW_ARRAY_SIZE(pw_tty_signals)];
+
+static void pw_echo_restore(void)
+{
+    if (pw_tty_fd >= 0)
+        tcsetattr(pw_tty_fd, TCSANOW, &pw_tty_saved); /* async-signal-safe */
+    pw_tty_fd = -1;
+}
+
+static void pw_echo_on_signal(int sig)
+{
+    pw_echo_restore();
+    signal(sig, SIG_DFL);
+    raise(sig); /* dies of it as it would have, after the handler returns */
+}
+
+/* Echo back on, and the signals' actions as they were. */
+static void pw_echo_on(void)
+{
+    pw_echo_restore();
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_tty_signals); i++)
+        sigaction(pw_tty_signals[i], &pw_tty_old_actions[i], NULL);
+}
+
+/* Turns echo off when fd is a terminal; returns whether it did. */
+static bool pw_echo_off(int fd)
+{
+    struct termios quiet;
+    if (!isatty(fd) || tcgetattr(fd, &pw_tty_saved) == -1)
+        return false;
+    struct sigaction sa = {.sa_handler = pw_echo_on_signal};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_tty_signals); i++)
+        sigaction(pw_tty_signals[i], &sa, &pw_tty_old_actions[i]);
+    quiet = pw_tty_saved;
+    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    pw_tty_fd = fd;
+    if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1) {
+        pw_echo_on();
+        return false;
+    }
+    return true;
+}
+
+/* Reads the token's line from in, hidden on a terminal (prompting on
+ * stderr). Returns 0 with *out (NULL for an empty line or no input), or -1
+ * after a message. */
+static int pw_read_secret_line(FILE *in, const char *what, pw_secret_t **out)
+{
+    bool hidden = pw_echo_off(fileno(in));
+    if (hidden)
+        fprintf(stderr, "%s (not shown): ", what);
+    bool too_long;
+    char *line = pw_read_line(in, &too_long);
+    if (hidden) {
+        pw_echo_on();
+        fputc('\n', stderr); /* the Enter was not echoed either */
+    }
+    *out = line ? pw_token_clean(line) : NULL;
+    if (line) {
+        OPENSSL_cleanse(line, strlen(line));
+        free(line);
+    }
+    if (too_long)
+        fprintf(stderr, "publish-worker: token put: the %s is longer than 1 MiB\n", what);
+    return too_long ? -1 : 0;
+}
+
+/* Reads the access token, and for oauth2 the refresh token, from stdin or
+ * --token-file; returns 0 or the exit code (2) after a message. */
+static int pw_token_read(const pw_token_opts_t *opts, pw_token_t *token)
+{
+    bool oauth2 = opts->method == PW_REFRESH_OAUTH2;
+    FILE *in = opts->token_file ? fopen(opts->token_file, "r") : stdin;
+    if (!in) {
+        fprintf(stderr, "publish-worker: --token-file: cannot open %s: %s\n", opts->token_file,
+                strerror(errno));
+        return 2;
+    }
+    setvbuf(in, NULL, _IONBF, 0); /* no stdio buffer keeps a copy of the token */
+    int rc = pw_read_secret_line(in, "access token", &token->access_token);
+    if (rc == 0 && token->access_token && oauth2)
+        rc = pw_read_secret_line(in, "refresh token", &token->refresh_token);
+    if (opts->token_file)
+        fclose(in);
+    if (rc == 0 && (!token->access_token || (oauth2 && !token->refresh_token))) {
+        fprintf(stderr, "publish-worker: token put: expected the access token%s on %s\n",
+                oauth2 ? " then the refresh token, a line each" : "",
+                opts->token_file ? opts->token_file : "stdin");
+        rc = -1;
+    }
+    return rc == 0 ? 0 : 2;
 }
 
 static void pw_token_cmd_close(pw_token_cmd_t *cmd)
@@ -190,12 +343,7 @@ static int pw_token_put(int argc, char **argv)
         .issued_at = opts.issued_at >= 0 ? opts.issued_at : pw_now_ms() / 1000,
     };
     token.expires_at = token.issued_at + opts.expires_in;
-    token.access_token = pw_read_secret_line();
-    if (token.access_token && opts.method == PW_REFRESH_OAUTH2)
-        token.refresh_token = pw_read_secret_line();
-    if (!token.access_token || (opts.method == PW_REFRESH_OAUTH2 && !token.refresh_token)) {
-        fprintf(stderr, "publish-worker: token put: expected the access token%s on stdin\n",
-                opts.method == PW_REFRESH_OAUTH2 ? " then the refresh token, a line each" : "");
+    if (pw_token_read(&opts, &token) != 0) {
         pw_secret_destroy(token.access_token);
         pw_secret_destroy(token.refresh_token);
         return 2;

@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
@@ -24,7 +28,10 @@ static void pw_usage(FILE *out)
             "       publish-worker token put --account ID --user-id THREADS_USER_ID\n"
             "                      --expires-in SECONDS [--issued-at UNIX_S]\n"
             "                      [--refresh-method threads|oauth2] [--scopes a,b]\n"
-            "                      (access token on stdin; with oauth2, then the refresh token)\n"
+            "                      [--token-file PATH]\n"
+            "                      (access token on stdin or in PATH, a line; with oauth2, then\n"
+            "                      the refresh token; not echoed on a terminal; a leading\n"
+            "                      \"Bearer \" and surrounding white space are removed)\n"
             "       publish-worker token show --account ID\n"
             "       publish-worker check-config\n"
             "       publish-worker --version | --help\n\n"
@@ -81,8 +88,43 @@ static int pw_cmd_check_config(void)
     return 0;
 }
 
+/* run and the token commands hold the key ring and decrypted access and
+ * refresh tokens in memory (check-config the key ring; --help loses
+ * nothing). A core dump (a crash, abort() on out of memory, SIGQUIT) would
+ * write them to wherever core_pattern points, often a host directory or a
+ * crash collector that outlives the pod; and a dumpable process lets any
+ * other process of the same user read its memory through ptrace or
+ * /proc/PID/mem. Not dumpable closes both. OPENSSL_cleanse() wipes what is
+ * freed, not what is live. */
+static void pw_main_no_core_dumps(void)
+{
+    if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) == -1)
+        perror("publish-worker: prctl(PR_SET_DUMPABLE)"); /* cannot fail on Linux */
+}
+
+/* random() draws the backoff jitter, the sweep's delays and the replay lock's
+ * owner: each process needs a sequence of its own, or replicas back off,
+ * sweep and name their locks in lockstep. Unseeded it is the same sequence
+ * everywhere; librdkafka would seed it with the current millisecond, one of
+ * 1,000 sequences, shared by replicas started at the same millisecond
+ * (common/kafka.c turns that off: enable.random.seed=false). Seeded here once
+ * from the kernel instead. */
+static void pw_main_seed_random(void)
+{
+    unsigned int seed;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+        /* No getrandom (a kernel older than 3.17): time and pid differ anyway. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (unsigned int)ts.tv_nsec ^ (unsigned int)ts.tv_sec ^ ((unsigned int)getpid() << 16);
+    }
+    srandom(seed);
+}
+
 int main(int argc, char **argv)
 {
+    pw_main_no_core_dumps();
+    pw_main_seed_random();
     /* cJSON allocates through us, so out of memory aborts there too. */
     cJSON_Hooks hooks = {.malloc_fn = pw_malloc, .free_fn = free};
     cJSON_InitHooks(&hooks);

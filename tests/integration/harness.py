@@ -229,13 +229,14 @@ class WorkerProcess:
         self.log_path = Path(log_path)
         self.metrics_addr = env["METRICS_ADDR"]
         self.proc = None
+        self.popen_args = {}  # more subprocess.Popen arguments (user=, group=...)
 
     def start(self):
         _need_bin()
         with open(self.log_path, "ab") as out, open(f"{self.log_path}.stderr", "ab") as err:
             self.proc = subprocess.Popen([PW_BIN, *self.args], env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         start_new_session=True)
+                                         start_new_session=True, **self.popen_args)
         _LIVE.append(self)
         return self
 

@@ -403,10 +403,31 @@ def test_rdkafka_properties_become_environment_variables(tmp_path):
     assert env["REDIS_POOL_SIZE"]["value"] == "32"
 
 
-@pytest.mark.parametrize("prop", ["group.id", "bootstrap.servers", "enable.auto.commit"])
+@pytest.mark.parametrize("prop", ["group.id", "bootstrap.servers", "enable.auto.commit",
+                                  "enable.random.seed"])
 def test_properties_the_worker_owns_are_refused(tmp_path, prop):
     err = render_fails(tmp_path, {"kafka": {"config": {prop: "x"}}})
     assert f"{prop} is set by the worker" in err, err
+
+
+@pytest.mark.parametrize("prop,value", [
+    ("partition.assignment.strategy", "range"),
+    ("transactional.id", "pw"),
+    ("acks", 1),
+    ("request.required.acks", "1"),
+    ("auto.offset.reset", "latest"),
+])
+def test_properties_that_break_the_guarantees_are_refused(tmp_path, prop, value):
+    err = render_fails(tmp_path, {"kafka": {"config": {prop: value}}})
+    assert f"kafka.config: {prop}" in err and "guarantees" in err, err
+
+
+def test_properties_that_keep_the_guarantees_are_rendered(tmp_path):
+    config = {"partition.assignment.strategy": "cooperative-sticky", "acks": -1,
+              "request.required.acks": "all", "auto.offset.reset": "smallest"}
+    env = env_of(container(deployment_pod(render(tmp_path, {"kafka": {"config": config}}))))
+    assert env["RDKAFKA_ACKS"]["value"] == "-1"
+    assert env["RDKAFKA_AUTO_OFFSET_RESET"]["value"] == "smallest"
 
 
 # --- the other objects ---------------------------------------------------------
@@ -483,8 +504,12 @@ def test_rendered_environment_passes_check_config(tmp_path, variant):
             env[name] = "redis://:password@redis:6379/0"
         else:
             env[name] = "from-a-secret"
+    # The file as the Secret volume mounts it: the worker refuses a key ring
+    # other users can read, Kubernetes' 0644 when defaultMode is not set.
+    _, source = key_ring_mount(deployment_pod(docs))
     keys_file = tmp_path / "token-keys"
     keys_file.write_text(secret["token-keys"])
+    keys_file.chmod(source["defaultMode"])
     env["TOKEN_KEYS_FILE"] = str(keys_file)
     proc = subprocess.run([str(binary), "check-config"], env=env, capture_output=True,
                           text=True, timeout=30)

@@ -1,7 +1,10 @@
 """The binary's commands: --help, --version, check-config and bad usage."""
+import os
 import re
 
 import pytest
+
+from harness import free_port
 
 CONTRACT_VARS = {
     "KAFKA_BOOTSTRAP_SERVERS": None,
@@ -89,6 +92,7 @@ def test_check_config_rejects_bad_key_files(run_cli, tmp_path, content, expect):
     path = tmp_path / "keys"
     if content is not None:
         path.write_text(content)
+        path.chmod(0o600)
     res = run_cli(["check-config"], env=clean_env(
         KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=str(path)))
     assert res.returncode == 2
@@ -96,10 +100,66 @@ def test_check_config_rejects_bad_key_files(run_cli, tmp_path, content, expect):
     assert expect in res.stderr
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o602, 0o620, 0o660, 0o666], ids=oct)
+def test_key_file_others_can_read_or_write_is_refused(run_cli, keyring, mode):
+    """Kubernetes mounts a Secret 0644 unless told otherwise; a key ring that
+    other users can read, or that its group can rewrite, is refused."""
+    path = keyring()
+    os.chmod(path, mode)
+    env = clean_env(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", TOKEN_KEYS_FILE=path,
+                    METRICS_ADDR=f"127.0.0.1:{free_port()}")
+    for args in (["check-config"], ["run"], ["token", "show", "--account", "a"]):
+        res = run_cli(args, env=env, timeout=20)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        out = res.stdout + res.stderr
+        assert "TOKEN_KEYS_FILE" in out and path in out, (args, out)
+        assert f"{mode:04o}" in out and "chmod 600" in out, (args, out)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o440, 0o640], ids=oct)
+def test_key_file_of_owner_and_group_only_is_accepted(run_cli, keyring, mode):
+    path = keyring()
+    os.chmod(path, mode)
+    res = run_cli(["check-config"], env=clean_env(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=path))
+    assert res.returncode == 0, res.stderr
+
+
 def test_check_config_accepts_a_good_environment(run_cli, keyring):
     res = run_cli(["check-config"], env=clean_env(
         KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=str(keyring()),
         RDKAFKA_SECURITY_PROTOCOL="plaintext"))
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("name,value", [
+    ("RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY", "range"),
+    ("RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY", "cooperative-sticky,roundrobin"),
+    ("RDKAFKA_TRANSACTIONAL_ID", "publish-worker-1"),
+    ("RDKAFKA_ACKS", "1"),
+    ("RDKAFKA_ACKS", "0"),
+    ("RDKAFKA_REQUEST_REQUIRED_ACKS", "1"),
+    ("RDKAFKA_ENABLE_IDEMPOTENCE", "false"),
+    ("RDKAFKA_ENABLE_RANDOM_SEED", "true"),
+    ("RDKAFKA_AUTO_OFFSET_RESET", "latest"),
+    ("RDKAFKA_AUTO_OFFSET_RESET", "error"),
+])
+def test_settings_that_break_the_guarantees_are_refused(run_cli, keyring, name, value):
+    """librdkafka takes each of these; the worker's guarantees would not hold
+    (per-account order, a durable result before the commit, the start rule)."""
+    env = clean_env(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", TOKEN_KEYS_FILE=str(keyring()),
+                    METRICS_ADDR=f"127.0.0.1:{free_port()}", **{name: value})
+    for command in ("check-config", "run"):
+        res = run_cli([command], env=env, timeout=20)
+        assert res.returncode == 2, (command, res.stdout, res.stderr)
+        assert name in res.stderr, (command, res.stderr)
+
+
+def test_settings_that_keep_the_guarantees_are_accepted(run_cli, keyring):
+    res = run_cli(["check-config"], env=clean_env(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", TOKEN_KEYS_FILE=str(keyring()),
+        RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY="cooperative-sticky", RDKAFKA_ACKS="all",
+        RDKAFKA_REQUEST_REQUIRED_ACKS="-1", RDKAFKA_AUTO_OFFSET_RESET="smallest"))
     assert res.returncode == 0, res.stderr
 
 

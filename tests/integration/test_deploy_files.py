@@ -133,6 +133,8 @@ def test_keyring_service_writes_a_valid_key_ring(compose, tmp_path):
     script = re.sub(r"^chown .*$", "", script, flags=re.M)  # needs root; the mode is what matters
     subprocess.run(["sh", "-c", script], check=True, capture_output=True)
     line = (tmp_path / "token-keys").read_text()
+    # The worker refuses a key ring others can access or its group can write.
+    assert (tmp_path / "token-keys").stat().st_mode & 0o027 == 0
     assert re.fullmatch(r"[A-Za-z0-9_-]+:[A-Za-z0-9+/]{43}=\n", line), line
     first = line
     subprocess.run(["sh", "-c", script], check=True, capture_output=True)

@@ -1,9 +1,20 @@
 """token put / token show against a real Redis: sealing, fingerprints,
-key rotation, clear errors, and the token_updated event."""
+key rotation, clear errors, the token_updated event, and reading the token
+as operators give it (long lines, pasted with "Bearer ", from a file, typed
+on a terminal without echo)."""
+import hashlib
 import json
+import os
+import select
+import signal
+import string
+import subprocess
+import termios
+import time
 
 import pytest
 
+import harness
 from harness import consume_json
 
 PLAIN = "THAAplaintext-access-token-0123456789"
@@ -99,6 +110,7 @@ def test_key_rotation_old_records_open_under_the_new_ring(run_cli, worker_env, k
 def test_bad_key_file_is_a_clear_error(run_cli, worker_env, tmp_path):
     bad = tmp_path / "bad-keys"
     bad.write_text("k1:c2hvcnQ=\n")
+    bad.chmod(0o600)
     res = put(run_cli, worker_env(TOKEN_KEYS_FILE=str(bad)))
     assert res.returncode == 2
     assert "TOKEN_KEYS_FILE" in res.stderr and "32" in res.stderr
@@ -147,3 +159,151 @@ def test_put_with_kafka_down_still_stores_and_exits_1(run_cli, worker_env):
     shown = run_cli(["token", "show", "--account", "acct-nokafka"], env=env)
     assert shown.returncode == 0
     assert json.loads(shown.stdout)["status"] == "active"
+
+
+# --- reading the token --------------------------------------------------------
+
+
+def fingerprint(secret):
+    """What token show prints for a secret: sha256: and 12 hex digits."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def shown(run_cli, env, account="acct-42"):
+    res = run_cli(["token", "show", "--account", account], env=env)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def long_token(size):
+    alphabet = string.ascii_letters + string.digits
+    return "THAA" + "".join(alphabet[i * 7 % len(alphabet)] for i in range(size - 4))
+
+
+def test_a_20_kib_token_is_stored_whole(run_cli, worker_env, tmp_path):
+    env = worker_env()
+    token = long_token(20 * 1024)
+    res = put(run_cli, env, token=token)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["access_token"] == fingerprint(token)
+    assert shown(run_cli, env)["access_token"] == fingerprint(token)
+    # Both lines of an oauth2 put, from a file this time.
+    path = tmp_path / "tokens"
+    path.write_text(f"{token}-2\n{token}-r\n")
+    res = run_cli(["token", "put", "--account", "acct-o", "--user-id", "7", "--expires-in",
+                   "3600", "--refresh-method", "oauth2", "--token-file", str(path)], env=env)
+    assert res.returncode == 0, res.stderr
+    record = shown(run_cli, env, "acct-o")
+    assert record["access_token"] == fingerprint(f"{token}-2")
+    assert record["refresh_token"] == fingerprint(f"{token}-r")
+
+
+@pytest.mark.parametrize("line,stored", [
+    ("Bearer  tok \n", "tok"),
+    ("bearer THAAlower\n", "THAAlower"),
+    ("  \tTHAAspaced\t \r\n", "THAAspaced"),
+    ("THAAno-newline", "THAAno-newline"),
+])
+def test_bearer_and_surrounding_white_space_are_removed(run_cli, worker_env, line, stored):
+    env = worker_env()
+    res = run_cli(["token", "put", "--account", "acct-42", "--user-id", "1789", "--expires-in",
+                   "3600"], env=env, input=line)
+    assert res.returncode == 0, res.stderr
+    assert shown(run_cli, env)["access_token"] == fingerprint(stored)
+
+
+def test_white_space_alone_is_no_token(run_cli, worker_env, rds):
+    for line in (" \t\n", "Bearer \n"):
+        res = put(run_cli, worker_env(), token=line)
+        assert res.returncode == 2, line
+        assert "expected the access token" in res.stderr
+    assert rds.exists("pw:{acct-42}:token") == 0
+
+
+def test_token_file_instead_of_stdin(run_cli, worker_env, tmp_path, rds):
+    env = worker_env()
+    path = tmp_path / "tokens"
+    path.write_text("Bearer THAAfrom-file\n  rt-from-file  \n")
+    args = ["token", "put", "--account", "acct-f", "--user-id", "7", "--expires-in", "3600",
+            "--refresh-method", "oauth2", "--token-file", str(path)]
+    res = run_cli(args, env=env, input="THAAnot-this\nnor-this\n")
+    assert res.returncode == 0, res.stderr
+    record = shown(run_cli, env, "acct-f")
+    assert record["access_token"] == fingerprint("THAAfrom-file")
+    assert record["refresh_token"] == fingerprint("rt-from-file")
+
+    missing = run_cli(args[:-1] + [str(tmp_path / "missing")], env=env)
+    assert missing.returncode == 2
+    assert "--token-file" in missing.stderr and "missing" in missing.stderr
+    path.write_text("THAAonly-access\n")
+    one_line = run_cli(args, env=env)
+    assert one_line.returncode == 2 and "refresh token" in one_line.stderr
+    wrong_command = run_cli(["token", "show", "--account", "acct-f", "--token-file", str(path)],
+                            env=env)
+    assert wrong_command.returncode == 2
+
+
+def read_pty(fd, until=None, timeout=10.0):
+    """What the terminal shows (the master side) until `until` appears or
+    timeout passes."""
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline and (until is None or until not in out):
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+        elif until is None:
+            break
+    return out
+
+
+def echo_on(fd):
+    return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+
+
+def start_put_on_a_terminal(env, account):
+    master, slave = os.openpty()
+    proc = subprocess.Popen([harness.PW_BIN, "token", "put", "--account", account, "--user-id",
+                             "1789", "--expires-in", "3600"], env=env, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=slave, start_new_session=True)
+    return proc, master, slave
+
+
+def test_token_typed_on_a_terminal_is_not_echoed(run_cli, worker_env):
+    env = worker_env()
+    proc, master, slave = start_put_on_a_terminal(env, "acct-tty")
+    try:
+        assert echo_on(slave)
+        shows = read_pty(master, b"(not shown): ")
+        assert not echo_on(slave), shows
+        os.write(master, f"{PLAIN}\n".encode())
+        stdout, _ = proc.communicate(timeout=30)
+        shows += read_pty(master)
+        assert proc.returncode == 0, shows
+        assert PLAIN.encode() not in shows  # the terminal never displayed it
+        assert echo_on(slave)  # and echoes again afterwards
+        assert json.loads(stdout)["access_token"] == fingerprint(PLAIN)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
+def test_echo_comes_back_when_a_signal_ends_token_put(worker_env):
+    proc, master, slave = start_put_on_a_terminal(worker_env(), "acct-tty")
+    try:
+        shows = read_pty(master, b"(not shown): ")
+        assert not echo_on(slave), shows
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+        assert echo_on(slave)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -159,6 +161,29 @@ static void test_key_ring_tolerates_blank_lines_and_crlf(void **state)
     pw_keyring_destroy(r);
 }
 
+static void test_key_file_others_can_read_is_refused(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pw-test-keys-XXXXXX"; /* mkstemp makes it 0600 */
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, KEY_A "\n", strlen(KEY_A) + 1), (ssize_t)strlen(KEY_A) + 1);
+    char errstr[512];
+    const mode_t good[] = {0600, 0400, 0440, 0640}, bad[] = {0644, 0604, 0620, 0666};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(fchmod(fd, good[i]), 0);
+        pw_keyring_t *r = pw_keyring_load(path, errstr, sizeof(errstr));
+        assert_non_null(r);
+        pw_keyring_destroy(r);
+        assert_int_equal(fchmod(fd, bad[i]), 0);
+        assert_null(pw_keyring_load(path, errstr, sizeof(errstr)));
+        assert_non_null(strstr(errstr, path));
+        assert_non_null(strstr(errstr, "chmod 600"));
+    }
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_rotation_first_key_seals_every_key_opens),
         cmocka_unit_test(test_bad_key_rings_are_clear_errors),
         cmocka_unit_test(test_key_ring_tolerates_blank_lines_and_crlf),
+        cmocka_unit_test(test_key_file_others_can_read_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,16 @@
-/* Unit tests of Meta error classification: class, auth kind, retriability. */
+/* Unit tests of Meta error classification (class, auth kind, retriability) and
+ * of the token never surviving in the platform's text, cut or not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "http_server.h"
 #include "threads_api.h"
 
 static pw_api_error_t classify(const char *endpoint, long status, int code, int subcode)
@@ -97,6 +100,98 @@ static void test_media_not_ready_and_invalid_parameters(void **state)
     assert_int_equal(err.subcode, -1);
 }
 
+/* ---- the platform's text quoting the token, cut to fit a buffer ---- */
+
+#define STRADDLING_TOKEN "THAAstraddling0123456789abcdefghijklmnopqrstuvwxyz"
+
+static int server_port;
+
+static int server_start(void **state)
+{
+    (void)state;
+    server_port = http_server_start();
+    return server_port > 0 ? 0 : -1;
+}
+
+static int server_stop(void **state)
+{
+    (void)state;
+    http_server_stop();
+    return 0;
+}
+
+/* A message of cut - keep filler bytes, then the token, then more: cut to
+ * cut bytes, keep bytes of the token would remain. */
+static char *message_cut_in_token(size_t cut, size_t keep)
+{
+    size_t filler = cut - keep;
+    char *msg = malloc(filler + sizeof(STRADDLING_TOKEN) + 16);
+    memset(msg, 'm', filler);
+    snprintf(msg + filler, sizeof(STRADDLING_TOKEN) + 16, "%s and more", STRADDLING_TOKEN);
+    return msg;
+}
+
+/* No piece of the token (4 bytes or more, or whatever a cut leaves at the end). */
+static void assert_no_piece_of_token(const char *text, size_t keep)
+{
+    assert_null(strstr(text, "THAA"));
+    size_t len = strlen(text);
+    if (len >= keep)
+        assert_int_not_equal(strncmp(text + len - keep, STRADDLING_TOKEN, keep), 0);
+}
+
+static void test_token_straddling_the_cut_of_an_error_message_is_redacted(void **state)
+{
+    (void)state;
+    char base[64], body[1024];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", server_port);
+    pw_secret_t *token = pw_secret_new(STRADDLING_TOKEN, strlen(STRADDLING_TOKEN));
+    pw_http_t *http = pw_http_new(2000, 10000);
+    pw_container_spec_t spec = {.media_type = "TEXT", .text = "hello"};
+    const size_t keeps[] = {1, 3, 4, 10, strlen(STRADDLING_TOKEN) - 1};
+    for (size_t i = 0; i < PW_ARRAY_SIZE(keeps); i++) {
+        pw_api_error_t err;
+        char *msg = message_cut_in_token(sizeof(err.message) - 1, keeps[i]);
+        snprintf(body, sizeof(body),
+                 "{\"error\":{\"message\":\"%s\",\"type\":\"OAuthException\",\"code\":190}}", msg);
+        http_server_answer(400, body);
+        char id[PW_ID_MAX];
+        assert_int_equal(pw_threads_create_container(http, base, "1789", token, &spec, id, &err),
+                         -1);
+        assert_int_equal(err.cls, PW_EC_AUTH);
+        assert_no_piece_of_token(err.message, keeps[i]);
+        assert_non_null(strstr(err.message, "mmm"));
+        free(msg);
+    }
+    pw_http_destroy(http);
+    pw_secret_destroy(token);
+}
+
+static void test_token_straddling_the_cut_of_a_container_error_is_redacted(void **state)
+{
+    (void)state;
+    char base[64], body[1024], error_message[64];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", server_port);
+    pw_secret_t *token = pw_secret_new(STRADDLING_TOKEN, strlen(STRADDLING_TOKEN));
+    pw_http_t *http = pw_http_new(2000, 10000);
+    const size_t keeps[] = {1, 4, 10, strlen(STRADDLING_TOKEN) - 1};
+    for (size_t i = 0; i < PW_ARRAY_SIZE(keeps); i++) {
+        char *msg = message_cut_in_token(sizeof(error_message) - 1, keeps[i]);
+        snprintf(body, sizeof(body), "{\"status\":\"ERROR\",\"error_message\":\"%s\"}", msg);
+        http_server_answer(200, body);
+        pw_container_status_t status;
+        pw_api_error_t err;
+        assert_int_equal(pw_threads_container_status(http, base, "c1", token, &status,
+                                                     error_message, sizeof(error_message), &err),
+                         0);
+        assert_int_equal(status, PW_CONTAINER_ERROR);
+        assert_no_piece_of_token(error_message, keeps[i]);
+        free(msg);
+    }
+    pw_http_destroy(http);
+    pw_secret_destroy(token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -104,6 +199,8 @@ int main(void)
         cmocka_unit_test(test_missing_scope_and_wrong_account),
         cmocka_unit_test(test_transient_and_rate_limits_are_retriable),
         cmocka_unit_test(test_media_not_ready_and_invalid_parameters),
+        cmocka_unit_test(test_token_straddling_the_cut_of_an_error_message_is_redacted),
+        cmocka_unit_test(test_token_straddling_the_cut_of_a_container_error_is_redacted),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, server_start, server_stop);
 }

@@ -195,6 +195,8 @@ The container's mounts, shared by the Deployment and the `helm test` pod.
 {{/*
 The pod's volumes: the key ring alone out of the Secret (the OAuth2 client
 secret travels as a variable, not as a file), readable by the pod's fsGroup.
+Mode 0440, not Kubernetes' 0644: the worker refuses a key ring that other
+users can read.
 */}}
 {{- define "publish-worker.volumes" -}}
 - name: token-keys
@@ -224,9 +226,26 @@ Included by the Deployment, which every render has.
 {{- if lt (.Values.terminationGracePeriodSeconds | int) $needed }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be at least worker.shutdownTimeoutSeconds + 10 (%d): the worker needs that long to finish its posts, leave the group and flush its results" (.Values.terminationGracePeriodSeconds | int) $needed) }}
 {{- end }}
-{{- range $property := list "bootstrap.servers" "group.id" "enable.auto.commit" "enable.auto.offset.store" "enable.idempotence" }}
+{{- range $property := list "bootstrap.servers" "group.id" "enable.auto.commit" "enable.auto.offset.store" "enable.idempotence" "enable.random.seed" }}
 {{- if or (hasKey $.Values.kafka.config $property) (hasKey $.Values.kafka.secretConfig $property) }}
 {{- fail (printf "kafka.config: %s is set by the worker and cannot be overridden (use kafka.bootstrapServers and kafka.groupId for the broker list and the group)" $property) }}
+{{- end }}
+{{- end }}
+{{- /* As the worker's own check (common/config.c): these may be set, but only
+       to values that keep its guarantees. */}}
+{{- $guarded := dict "partition.assignment.strategy" (list "cooperative-sticky") "transactional.id" (list) "acks" (list "all" "-1") "request.required.acks" (list "all" "-1") "auto.offset.reset" (list "earliest" "smallest" "beginning") }}
+{{- range $property, $allowed := $guarded }}
+{{- if hasKey $.Values.kafka.secretConfig $property }}
+{{- fail (printf "kafka.secretConfig: %s is not a secret and the worker checks its value: use kafka.config" $property) }}
+{{- end }}
+{{- if hasKey $.Values.kafka.config $property }}
+{{- $raw := index $.Values.kafka.config $property }}
+{{- $value := ternary ($raw | int64 | toString) ($raw | toString) (kindIs "float64" $raw) | lower }}
+{{- if empty $allowed }}
+{{- fail (printf "kafka.config: %s cannot be set: it would break the worker's guarantees" $property) }}
+{{- else if not (has $value $allowed) }}
+{{- fail (printf "kafka.config: %s=%s would break the worker's guarantees (allowed: %s)" $property $value (join ", " $allowed)) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and .Values.oauth2.tokenUrl (not .Values.secret.existingSecret) (not .Values.secret.oauth2ClientSecret) }}
