@@ -216,6 +216,18 @@ static cJSON *ft_publication_json(const ft_container_t *c)
     return o;
 }
 
+/* Injected failures served, by kind and by endpoint. */
+static void ft_stats_injected(const ft_state_t *st, cJSON *o)
+{
+    cJSON *kinds = cJSON_AddObjectToObject(o, "injected_failures");
+    cJSON *eps = cJSON_AddObjectToObject(o, "injected_failures_by_endpoint");
+
+    for (int k = FT_FAULT_NONE + 1; k < FT_FAULT_COUNT; k++)
+        cJSON_AddNumberToObject(kinds, ft_fault_names[k], (double)st->injected_by_kind[k]);
+    for (int i = 0; i < FT_EP_COUNT; i++)
+        cJSON_AddNumberToObject(eps, ft_ep_names[i], (double)st->injected_by_ep[i]);
+}
+
 static void ft_ctl_stats(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp)
 {
     cJSON *o = cJSON_CreateObject(), *reqs, *errs, *pubs, *refr, *failr;
@@ -245,6 +257,7 @@ static void ft_ctl_stats(ft_state_t *st, const cJSON *in, const ft_request_t *rq
         if (u->failed_refreshes)
             cJSON_AddNumberToObject(failr, u->id, (double)u->failed_refreshes);
     }
+    ft_stats_injected(st, o);
     cJSON_AddNumberToObject(o, "double_publish_attempts", (double)st->double_publish_attempts);
     cJSON_AddNumberToObject(o, "containers_created", (double)st->containers_created);
     cJSON_AddNumberToObject(o, "concurrent_requests", (double)st->in_flight);

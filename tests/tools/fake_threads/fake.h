@@ -26,8 +26,9 @@
  *   (latency, token rules, container timing), the fake clock and the counters.
  * - state.c: the one ft_state_t, its reset, users and the fake clock.
  * - util.c: memory, randomness, time, a vector and a string-keyed hash table.
- * Calls go down this list, never up: the endpoints know nothing of HTTP
- * beyond ft_request_t and ft_reply_t.
+ * http.c calls the endpoints and the control API, never the other way round:
+ * they see HTTP only through ft_request_t, ft_reply_t and http.c's helpers
+ * that read the one and build the other.
  *
  * DESIGN
  * - libmicrohttpd with one thread per connection: injected latency is a plain
@@ -35,7 +36,8 @@
  *   512 concurrent requests, which is what the benchmark wants to observe.
  * - All state is one ft_state_t behind one mutex. A handler builds its reply
  *   (a cJSON tree, independent of the state) under the lock and the reply is
- *   serialised and sent after unlocking. Nothing sleeps with the lock held.
+ *   serialised and sent after unlocking. Nothing sleeps with the lock held:
+ *   an injected hang waits on a condition variable, which releases it.
  * - Time is a fake clock, real time plus an offset that the control API
  *   moves, so the 24 h refresh rule, token expiry and container expiry are
  *   testable in seconds. Every time-based rule reads ft_now_ms().
@@ -52,6 +54,59 @@
  *   error_user_msg, as Meta does; an unknown creation_id is such a bad
  *   parameter, not 100/33, which clients read as "wrong token".
  * - A carousel is ready when its slowest child is and fails when one does.
+ *
+ * CONTROL API: JSON in and out under /__control/, never delayed, failed or
+ * counted (tests/integration/harness.py's FakeThreads wraps it)
+ * - POST reset: drops every token, container, failure, setting and counter.
+ * - POST tokens {access_token, user_id, refresh_token, expires_in or
+ *   expires_at, issued_at, scopes}; POST revoke {user_id, access_token or
+ *   refresh_token, subcode}; GET tokens/issued; GET tokens/current?user_id=.
+ * - GET, POST settings {latency_ms, latency_ms_by_endpoint, token_error_status,
+ *   invalidate_on_refresh, oauth_rotate, container_ready_ms,
+ *   refresh_expires_in, oauth_expires_in}. Latency delays every request (of
+ *   an endpoint) until changed: for one request of one user, inject a hang.
+ * - GET, POST clock {advance_s}: the fake clock.
+ * - GET stats: requests, errors and injected failures by endpoint, injected
+ *   failures by kind, publications, refreshes and failed refreshes by user,
+ *   requests in flight and their peak; POST stats/reset_peak.
+ * - POST failures, DELETE failures: below.
+ *
+ * FAILURE INJECTION: POST /__control/failures queues one entry, or all of
+ * {"entries": [...]} or none. A Graph or OAuth2 request takes one use of the
+ * first entry that matches it and has uses left. Fields, all optional:
+ * - user_id: "*" (default) or the user whose requests fail: the path's user,
+ *   the container's owner, or the holder of the (refresh) token.
+ * - endpoint: "*" (default), threads, threads_publish, container, refresh,
+ *   oauth2 or other.
+ * - count: how many requests fail (default 1): a burst of 502s is count 5.
+ * - kind, what the client gets:
+ *   - json (default): the API's error JSON, with status (default 500), code
+ *     (2), subcode, type (derived from the code) and message; on oauth2 an
+ *     RFC 6749 error whose "error" is the message.
+ *   - html: an HTML error page (Content-Type text/html, no JSON) with status,
+ *     as a proxy's 401, 403 or 502 during an incident.
+ *   - close: the connection closes (FIN) without a response; curl reports
+ *     "Empty reply from server".
+ *   - reset: the connection is reset (RST) without a response; curl reports
+ *     "Connection reset by peer".
+ *   - short_body: the headers promise the whole body (Content-Length), half
+ *     of it is sent, then the connection closes; curl reports a partial file.
+ *   - cut_json: a complete response, Content-Length right, whose JSON body
+ *     is cut in half.
+ *   - hang: nothing is sent for hang_ms (default 120000; at most an hour),
+ *     then the connection closes. A reset ends every hang at once.
+ *   libmicrohttpd logs "Application reported internal error" on stderr for
+ *   close, reset and hang: that is the injection.
+ * - processed: false (default): the request never reaches the endpoint.
+ *   true: the endpoint handles it first (a container is created, a post
+ *   published, a token refreshed) and the failure replaces its answer, as
+ *   when an answer is lost after the work is done; short_body and cut_json
+ *   then cut the endpoint's own answer, status included.
+ * - retry_after: seconds, sent as Retry-After with json and html.
+ * Every injected failure counts in stats' injected_failures (by kind) and
+ * injected_failures_by_endpoint, and as an error in errors_by_endpoint (and,
+ * on refresh and oauth2, in the user's failed_refreshes), whatever its status.
+ * Failures have a count, not a probability: tests stay deterministic.
  */
 #ifndef FT_FAKE_H
 #define FT_FAKE_H
@@ -92,6 +147,20 @@ extern const char *const ft_media_names[FT_MEDIA_COUNT];
 #define FT_SCOPE_BASIC 1u
 #define FT_SCOPE_PUBLISH 2u
 #define FT_SCOPES_ALL ((1u << FT_NSCOPES) - 1)
+
+/* How an injected failure reaches the client (see FAILURE INJECTION above). */
+enum {
+    FT_FAULT_NONE,       /* an ordinary reply */
+    FT_FAULT_JSON,       /* the API's own error JSON */
+    FT_FAULT_HTML,       /* an HTML error page, as a proxy's */
+    FT_FAULT_CLOSE,      /* the connection closes (FIN) without a response */
+    FT_FAULT_RESET,      /* the connection is reset (RST) without a response */
+    FT_FAULT_SHORT_BODY, /* Content-Length of the whole body, half of it sent, then close */
+    FT_FAULT_CUT_JSON,   /* a complete response whose JSON body is cut in the middle */
+    FT_FAULT_HANG,       /* nothing for hang_ms (or until a reset), then close */
+    FT_FAULT_COUNT
+};
+extern const char *const ft_fault_names[FT_FAULT_COUNT];
 
 /* ------------------------------------------------------------------------ */
 /* Containers of pointers and a string-keyed hash table (util.c)             */
@@ -168,6 +237,11 @@ typedef struct {
      * flight during a reset still end and decrement in_flight. */
     uint64_t next_container_id, next_media_id;
     long in_flight;
+    /* Injected hangs wait on wake; a reset bumps epoch and a shutdown sets
+     * stopping, and both broadcast it, so that no hang outlives its test. */
+    pthread_cond_t wake;
+    uint64_t epoch;
+    bool stopping;
     /* Everything from here on is per-test: /__control/reset frees and zeroes it. */
     ft_settings_t set;
     int64_t clock_offset_ms;
@@ -175,6 +249,7 @@ typedef struct {
     ft_vec_t token_list, container_list, user_list, failures; /* owners, creation order */
     long requests_total, requests_by_ep[FT_EP_COUNT], errors_by_ep[FT_EP_COUNT];
     long publications_total, double_publish_attempts, containers_created, peak_in_flight;
+    long injected_by_kind[FT_FAULT_COUNT], injected_by_ep[FT_EP_COUNT];
 } ft_state_t;
 
 /* ------------------------------------------------------------------------ */
@@ -196,6 +271,8 @@ typedef struct {
     cJSON *body;
     long retry_after; /* seconds; 0: no Retry-After header */
     bool www_authenticate;
+    int fault;    /* FT_FAULT_*: how http.c delivers the reply */
+    long hang_ms; /* FT_FAULT_HANG: how long nothing is sent */
 } ft_reply_t;
 
 /* ------------------------------------------------------------------------ */
@@ -229,6 +306,11 @@ void ft_state_destroy(ft_state_t *st);
 /** @brief Frees and zeroes the per-test state. @locks_required st->lock (or no
  * other thread running) */
 void ft_state_reset(ft_state_t *st);
+/** @brief Stops every injected hang, now and to come (at shutdown). Takes st->lock. */
+void ft_state_stop(ft_state_t *st);
+/** @brief Waits up to ms with st->lock released, ending early at a reset or at
+ * shutdown. @locks_required st->lock */
+void ft_state_wait(ft_state_t *st, long ms);
 /** @brief The fake clock. @locks_required st->lock */
 int64_t ft_now_ms(const ft_state_t *st);
 /** @brief The user with this id, created on first use. @locks_required st->lock */
@@ -271,9 +353,14 @@ struct MHD_Daemon *ft_http_start(ft_state_t *st, const struct sockaddr_in *sa, u
 /* faults.c (@locks_required st->lock for all)                               */
 
 void ft_failure_free(ft_failure_t *f);
-/** @brief Answers with the first matching queued failure, if any.
- * @returns true when rp holds the injected failure. */
-bool ft_failure_inject(ft_state_t *st, int ep, const char *user, ft_reply_t *rp);
+/** @brief Takes one use of the first queued failure that matches the request.
+ * @returns it (still owned by the queue, valid while st->lock is held), or NULL. */
+const ft_failure_t *ft_failure_take(ft_state_t *st, int ep, const char *user);
+/** @returns true when the endpoint handles the request before f replaces its answer. */
+bool ft_failure_processed(const ft_failure_t *f);
+/** @brief Turns rp into the injected failure (an error body, or a way of
+ * delivering rp's own body) and counts it. */
+void ft_failure_apply(ft_state_t *st, const ft_failure_t *f, int ep, ft_reply_t *rp);
 /** @brief POST /__control/failures: one entry, or {"entries": [...]}. */
 void ft_ctl_failures_add(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp);
 /** @brief DELETE /__control/failures. */

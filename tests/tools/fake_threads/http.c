@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fake.h"
 
@@ -247,35 +249,45 @@ static const char *ft_request_user(ft_state_t *st, const ft_request_t *rq, const
     return t ? t->user->id : NULL;
 }
 
-/* @locks_required st->lock */
+/* The endpoint the route names. @locks_required st->lock */
+static void ft_graph_endpoint(ft_state_t *st, const ft_request_t *rq, const ft_route_t *rt,
+                              ft_reply_t *rp)
+{
+    switch (rt->ep) {
+    case FT_EP_THREADS:
+        ft_ep_threads(st, rq, rt->id, rp);
+        break;
+    case FT_EP_PUBLISH:
+        ft_ep_publish(st, rq, rt->id, rp);
+        break;
+    case FT_EP_CONTAINER:
+        ft_ep_container(st, rq, rt->id, rp);
+        break;
+    case FT_EP_REFRESH:
+        ft_ep_refresh(st, rq, rp);
+        break;
+    case FT_EP_OAUTH2:
+        ft_ep_oauth2(st, rq, rp);
+        break;
+    default:
+        ft_graph_error(rp, 404, 100, 0, "Unknown path components or unsupported method");
+    }
+}
+
+/* The endpoint's answer, or an injected failure instead of it or on top of
+ * it; either way counted. @locks_required st->lock */
 static void ft_graph_dispatch(ft_state_t *st, const ft_request_t *rq, const ft_route_t *rt,
                               ft_reply_t *rp)
 {
     const char *user = ft_request_user(st, rq, rt);
+    const ft_failure_t *f = ft_failure_take(st, rt->ep, user);
     ft_user_t *u;
 
-    if (!ft_failure_inject(st, rt->ep, user, rp)) {
-        switch (rt->ep) {
-        case FT_EP_THREADS:
-            ft_ep_threads(st, rq, rt->id, rp);
-            break;
-        case FT_EP_PUBLISH:
-            ft_ep_publish(st, rq, rt->id, rp);
-            break;
-        case FT_EP_CONTAINER:
-            ft_ep_container(st, rq, rt->id, rp);
-            break;
-        case FT_EP_REFRESH:
-            ft_ep_refresh(st, rq, rp);
-            break;
-        case FT_EP_OAUTH2:
-            ft_ep_oauth2(st, rq, rp);
-            break;
-        default:
-            ft_graph_error(rp, 404, 100, 0, "Unknown path components or unsupported method");
-        }
-    }
-    if (rp->status < 400)
+    if (!f || ft_failure_processed(f))
+        ft_graph_endpoint(st, rq, rt, rp);
+    if (f)
+        ft_failure_apply(st, f, rt->ep, rp);
+    if (rp->status < 400 && !rp->fault)
         return;
     st->errors_by_ep[rt->ep]++;
     if ((rt->ep == FT_EP_REFRESH || rt->ep == FT_EP_OAUTH2) && (u = ft_map_get(&st->users, user)))
@@ -283,7 +295,8 @@ static void ft_graph_dispatch(ft_state_t *st, const ft_request_t *rq, const ft_r
 }
 
 /* A Threads API request: count it, sleep the injected latency without the
- * lock (only this connection waits), then answer. */
+ * lock (only this connection waits), then answer; an injected hang waits
+ * after the endpoint, still counted in flight, with the lock released. */
 static void ft_serve_graph(ft_state_t *st, const ft_request_t *rq, const char *url,
                            const char *method, ft_reply_t *rp)
 {
@@ -304,6 +317,8 @@ static void ft_serve_graph(ft_state_t *st, const ft_request_t *rq, const char *u
 
     pthread_mutex_lock(&st->lock);
     ft_graph_dispatch(st, rq, &rt, rp);
+    if (rp->fault == FT_FAULT_HANG)
+        ft_state_wait(st, rp->hang_ms);
     st->in_flight--;
     pthread_mutex_unlock(&st->lock);
 }
@@ -311,19 +326,105 @@ static void ft_serve_graph(ft_state_t *st, const ft_request_t *rq, const char *u
 /* ------------------------------------------------------------------------ */
 /* The server                                                              */
 
+/* A proxy's error page (nginx's shape): no Graph error anywhere in it. */
+static char *ft_html_page(int status)
+{
+    const char *reason = MHD_get_reason_phrase_for((unsigned)status);
+    size_t size = 2 * strlen(reason) + 160;
+    char *page = ft_xmalloc(size);
+
+    snprintf(page, size,
+             "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+             "<center><h1>%d %s</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n"
+             "</html>\r\n",
+             status, reason, status, reason);
+    return page;
+}
+
+/* FT_FAULT_SHORT_BODY: the response promises the whole text and delivers
+ * the first `sent` bytes, then libmicrohttpd closes the connection. */
+typedef struct {
+    char *text;
+    size_t sent;
+} ft_short_body_t;
+
+static ssize_t ft_short_body_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    const ft_short_body_t *sb = cls;
+    size_t n;
+
+    if (pos >= sb->sent)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = sb->sent - pos < max ? sb->sent - pos : max;
+    memcpy(buf, sb->text + pos, n);
+    return (ssize_t)n;
+}
+
+static void ft_short_body_free(void *cls)
+{
+    ft_short_body_t *sb = cls;
+    free(sb->text);
+    free(sb);
+}
+
+/* The response for rp with text as its body (takes ownership of text), cut
+ * as rp's fault says; NULL if libmicrohttpd cannot make one. */
+static struct MHD_Response *ft_response_new(const ft_reply_t *rp, char *text)
+{
+    size_t len = strlen(text);
+    struct MHD_Response *resp;
+
+    if (rp->fault == FT_FAULT_SHORT_BODY) {
+        ft_short_body_t *sb = ft_xmalloc(sizeof *sb);
+        *sb = (ft_short_body_t){text, len / 2};
+        resp = MHD_create_response_from_callback(len, 4096, ft_short_body_read, sb,
+                                                 ft_short_body_free);
+        if (!resp)
+            ft_short_body_free(sb);
+        return resp;
+    }
+    if (rp->fault == FT_FAULT_CUT_JSON)
+        len /= 2; /* no prefix of a JSON object is JSON */
+    resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(text);
+    return resp;
+}
+
+/* A TCP reset instead of libmicrohttpd's orderly close (which sends FIN
+ * first): with SO_LINGER 0 the socket's last close resets it, and dup2()
+ * makes that close happen now, leaving libmicrohttpd a placeholder socket
+ * to shut down and close. Without a placeholder the connection just closes. */
+static void ft_reset_connection(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    int placeholder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (ci && placeholder >= 0 &&
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0)
+        dup2(placeholder, ci->connect_fd);
+    if (placeholder >= 0)
+        close(placeholder);
+}
+
 static enum MHD_Result ft_send(struct MHD_Connection *conn, ft_reply_t *rp)
 {
-    char *text = cJSON_PrintUnformatted(rp->body), num[32];
+    bool html = rp->fault == FT_FAULT_HTML;
+    char *text = NULL, num[32];
     struct MHD_Response *resp;
     enum MHD_Result ret;
 
+    if (rp->fault == FT_FAULT_RESET)
+        ft_reset_connection(conn);
+    if (rp->fault != FT_FAULT_CLOSE && rp->fault != FT_FAULT_RESET && rp->fault != FT_FAULT_HANG)
+        text = html ? ft_html_page(rp->status) : cJSON_PrintUnformatted(rp->body);
     cJSON_Delete(rp->body);
-    resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=UTF-8");
+    if (!text || !(resp = ft_response_new(rp, text)))
+        return MHD_NO; /* libmicrohttpd closes the connection without a response */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            html ? "text/html" : "application/json; charset=UTF-8");
     if (rp->retry_after > 0) {
         snprintf(num, sizeof num, "%ld", rp->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);

@@ -129,6 +129,7 @@ int main(int argc, char **argv)
 
     while (sigwait(&sigs, &sig) != 0)
         ;
+    ft_state_stop(st);  /* ends injected hangs, which MHD_stop_daemon() would wait for */
     MHD_stop_daemon(d); /* waits for every connection thread */
     ft_state_destroy(st);
     return 0;

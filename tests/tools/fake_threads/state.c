@@ -1,6 +1,8 @@
 /* The shared state: its lifecycle and reset, users, the fake clock, endpoint and media names. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fake.h"
 
@@ -42,7 +44,13 @@ ft_state_t *ft_state_new(const char *client_id, const char *client_secret)
     ft_state_t *st = calloc(1, sizeof *st);
     if (!st)
         ft_oom();
+    pthread_condattr_t ca;
+
     pthread_mutex_init(&st->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* hangs last real time, not fake time */
+    pthread_cond_init(&st->wake, &ca);
+    pthread_condattr_destroy(&ca);
     st->client_id = client_id;
     st->client_secret = client_secret;
     st->next_container_id = 17800000000000001ULL;
@@ -54,8 +62,34 @@ ft_state_t *ft_state_new(const char *client_id, const char *client_secret)
 void ft_state_destroy(ft_state_t *st)
 {
     ft_state_reset(st);
+    pthread_cond_destroy(&st->wake);
     pthread_mutex_destroy(&st->lock);
     free(st);
+}
+
+void ft_state_stop(ft_state_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->stopping = true;
+    pthread_cond_broadcast(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void ft_state_wait(ft_state_t *st, long ms)
+{
+    uint64_t epoch = st->epoch;
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!st->stopping && st->epoch == epoch &&
+           pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
+        ;
 }
 
 void ft_state_reset(ft_state_t *st)
@@ -89,6 +123,8 @@ void ft_state_reset(ft_state_t *st)
     memset(&st->set, 0, sizeof *st - offsetof(ft_state_t, set));
     ft_settings_default(&st->set);
     st->peak_in_flight = st->in_flight;
+    st->epoch++; /* ends the hangs injected so far */
+    pthread_cond_broadcast(&st->wake);
 }
 
 int64_t ft_now_ms(const ft_state_t *st)
