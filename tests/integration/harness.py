@@ -378,13 +378,18 @@ class FakeThreads:
     def revoke(self, user_id=None, access_token=None, subcode=460):
         return self._post("revoke", user_id=user_id, access_token=access_token, subcode=subcode)
 
-    def fail(self, endpoint, status, code, subcode=None, message="injected failure", count=1,
-             user_id="*", retry_after=None):
+    def fail(self, endpoint, status=500, code=2, subcode=None, message="injected failure",
+             count=1, user_id="*", retry_after=None, kind=None, processed=None, hang_ms=None):
         """The next `count` calls of endpoint (threads, threads_publish, container,
-        refresh, oauth2) by user_id answer with this error."""
+        refresh, oauth2, or "*") by user_id fail. kind: "json" (default: the API's
+        error JSON with status, code...), "html", "close", "reset", "short_body",
+        "cut_json" or "hang" (for hang_ms); processed=True lets the endpoint act
+        first (a post is published) and replaces its answer. See FAILURE
+        INJECTION in tests/tools/fake_threads/fake.h."""
         return self._post("failures", endpoint=endpoint, status=status, code=code,
                           subcode=subcode, message=message, count=count, user_id=user_id,
-                          retry_after=retry_after)
+                          retry_after=retry_after, kind=kind, processed=processed,
+                          hang_ms=hang_ms)
 
     def clear_failures(self):
         return self._call("DELETE", "failures")

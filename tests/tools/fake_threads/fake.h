@@ -1,0 +1,410 @@
+/* The fake Threads API's shared state, types and the functions its parts share.
+ *
+ * A fake Threads (Meta Graph) API for the black-box tests, the demo and the
+ * benchmark. It serves what publish-worker calls, with Meta's validation rules
+ * and error shapes: container creation (POST /v1.0/{user-id}/threads),
+ * container status (GET /v1.0/{container-id}), publishing
+ * (POST /v1.0/{user-id}/threads_publish), the long-lived token refresh
+ * (GET /refresh_access_token) and an RFC 6749 §6 token endpoint
+ * (POST /oauth2/token). A JSON control API under /__control/ lets a test
+ * register and revoke tokens, inject failures, add latency, move a fake clock
+ * and read counters.
+ *
+ * THE PARTS, in the order a request meets them
+ * - main.c: the command line, signals, start-up and shutdown.
+ * - http.c: the libmicrohttpd server. It reads a request (form body, query,
+ *   headers), routes it to the control API or to a Graph endpoint, counts and
+ *   delays Graph requests, and sends the reply. It also builds every error
+ *   body (Graph, OAuth2, control), so that an error has one shape wherever it
+ *   is raised.
+ * - faults.c: injected failures: the queue that POST /__control/failures
+ *   fills and that every Graph request consults before its endpoint runs.
+ * - accounts.c: users' tokens: Meta's token checks, refresh_access_token and
+ *   the OAuth2 refresh_token grant.
+ * - containers.c: media containers, their states and threads_publish.
+ * - control.c: the rest of /__control/: reset, tokens, revoke, settings
+ *   (latency, token rules, container timing), the fake clock and the counters.
+ * - state.c: the one ft_state_t, its reset, users and the fake clock.
+ * - util.c: memory, randomness, time, a vector and a string-keyed hash table.
+ * http.c calls the endpoints and the control API, never the other way round:
+ * they see HTTP only through ft_request_t, ft_reply_t and http.c's helpers
+ * that read the one and build the other.
+ *
+ * DESIGN
+ * - libmicrohttpd with one thread per connection: injected latency is a plain
+ *   sleep that blocks only its own connection, so 512 delayed connections are
+ *   512 concurrent requests, which is what the benchmark wants to observe.
+ * - All state is one ft_state_t behind one mutex. A handler builds its reply
+ *   (a cJSON tree, independent of the state) under the lock and the reply is
+ *   serialised and sent after unlocking. Nothing sleeps with the lock held:
+ *   an injected hang waits on a condition variable, which releases it.
+ * - Time is a fake clock, real time plus an offset that the control API
+ *   moves, so the 24 h refresh rule, token expiry and container expiry are
+ *   testable in seconds. Every time-based rule reads ft_now_ms().
+ * - Tokens, containers and users live in string-keyed open-addressing hash
+ *   tables. Nothing is deleted before /__control/reset drops everything.
+ *   Container and media ids are never reused, not even across resets.
+ * - Tokens are secrets in our tests' eyes: they never reach stderr.
+ *
+ * CHOICES where Meta's documentation leaves room
+ * - Registered tokens' expires_in counts from now (as OAuth's does), not from
+ *   issued_at. Every access token, OAuth2-issued ones too, is long-lived and
+ *   can be refreshed with th_refresh_token once 24 h old.
+ * - Bad parameters answer "Invalid parameter" with the detail in
+ *   error_user_msg, as Meta does; an unknown creation_id is such a bad
+ *   parameter, not 100/33, which clients read as "wrong token".
+ * - A carousel is ready when its slowest child is and fails when one does.
+ *
+ * CONTROL API: JSON in and out under /__control/, never delayed, failed or
+ * counted (tests/integration/harness.py's FakeThreads wraps it)
+ * - POST reset: drops every token, container, failure, setting and counter.
+ * - POST tokens {access_token, user_id, refresh_token, expires_in or
+ *   expires_at, issued_at, scopes}; POST revoke {user_id, access_token or
+ *   refresh_token, subcode}; GET tokens/issued; GET tokens/current?user_id=.
+ * - GET, POST settings {latency_ms, latency_ms_by_endpoint, token_error_status,
+ *   invalidate_on_refresh, oauth_rotate, container_ready_ms,
+ *   refresh_expires_in, oauth_expires_in}. Latency delays every request (of
+ *   an endpoint) until changed: for one request of one user, inject a hang.
+ * - GET, POST clock {advance_s}: the fake clock.
+ * - GET stats: requests, errors and injected failures by endpoint, injected
+ *   failures by kind, publications, refreshes and failed refreshes by user,
+ *   requests in flight and their peak; POST stats/reset_peak.
+ * - POST failures, DELETE failures: below.
+ *
+ * FAILURE INJECTION: POST /__control/failures queues one entry, or all of
+ * {"entries": [...]} or none. A Graph or OAuth2 request takes one use of the
+ * first entry that matches it and has uses left. Fields, all optional:
+ * - user_id: "*" (default) or the user whose requests fail: the path's user,
+ *   the container's owner, or the holder of the (refresh) token.
+ * - endpoint: "*" (default), threads, threads_publish, container, refresh,
+ *   oauth2 or other.
+ * - count: how many requests fail (default 1): a burst of 502s is count 5.
+ * - kind, what the client gets:
+ *   - json (default): the API's error JSON, with status (default 500), code
+ *     (2), subcode, type (derived from the code) and message; on oauth2 an
+ *     RFC 6749 error whose "error" is the message.
+ *   - html: an HTML error page (Content-Type text/html, no JSON) with status,
+ *     as a proxy's 401, 403 or 502 during an incident.
+ *   - close: the connection closes (FIN) without a response; curl reports
+ *     "Empty reply from server".
+ *   - reset: the connection is reset (RST) without a response; curl reports
+ *     "Connection reset by peer".
+ *   - short_body: the headers promise the whole body (Content-Length), half
+ *     of it is sent, then the connection closes; curl reports a partial file.
+ *   - cut_json: a complete response, Content-Length right, whose JSON body
+ *     is cut in half.
+ *   - hang: nothing is sent for hang_ms (default 120000; at most an hour),
+ *     then the connection closes. A reset ends every hang at once.
+ *   libmicrohttpd logs "Application reported internal error" on stderr for
+ *   close, reset and hang: that is the injection.
+ * - processed: false (default): the request never reaches the endpoint.
+ *   true: the endpoint handles it first (a container is created, a post
+ *   published, a token refreshed) and the failure replaces its answer, as
+ *   when an answer is lost after the work is done; short_body and cut_json
+ *   then cut the endpoint's own answer, status included.
+ * - retry_after: seconds, sent as Retry-After with json and html.
+ * Every injected failure counts in stats' injected_failures (by kind) and
+ * injected_failures_by_endpoint, and as an error in errors_by_endpoint (and,
+ * on refresh and oauth2, in the user's failed_refreshes), whatever its status.
+ * Failures have a count, not a probability: tests stay deterministic.
+ */
+#ifndef FT_FAKE_H
+#define FT_FAKE_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cJSON.h>
+#include <microhttpd.h>
+
+#define FT_DAY_MS (86400 * 1000LL)
+#define FT_BODY_MAX (1024 * 1024)
+#define FT_MAX_PARAMS 64
+#define FT_ID_MAX 128
+#define FT_DEFAULT_EXPIRES_IN 5184000 /* 60 days, a long-lived token */
+
+enum {
+    FT_EP_THREADS,
+    FT_EP_PUBLISH,
+    FT_EP_CONTAINER,
+    FT_EP_REFRESH,
+    FT_EP_OAUTH2,
+    FT_EP_OTHER,
+    FT_EP_COUNT
+};
+extern const char *const ft_ep_names[FT_EP_COUNT];
+
+enum { FT_TEXT, FT_IMAGE, FT_VIDEO, FT_CAROUSEL, FT_MEDIA_COUNT };
+extern const char *const ft_media_names[FT_MEDIA_COUNT];
+
+/* Scopes are bits, in the order of accounts.c's names; the first two are the
+ * ones the endpoints check. */
+#define FT_NSCOPES 10
+#define FT_SCOPE_BASIC 1u
+#define FT_SCOPE_PUBLISH 2u
+#define FT_SCOPES_ALL ((1u << FT_NSCOPES) - 1)
+
+/* How an injected failure reaches the client (see FAILURE INJECTION above). */
+enum {
+    FT_FAULT_NONE,       /* an ordinary reply */
+    FT_FAULT_JSON,       /* the API's own error JSON */
+    FT_FAULT_HTML,       /* an HTML error page, as a proxy's */
+    FT_FAULT_CLOSE,      /* the connection closes (FIN) without a response */
+    FT_FAULT_RESET,      /* the connection is reset (RST) without a response */
+    FT_FAULT_SHORT_BODY, /* Content-Length of the whole body, half of it sent, then close */
+    FT_FAULT_CUT_JSON,   /* a complete response whose JSON body is cut in the middle */
+    FT_FAULT_HANG,       /* nothing for hang_ms (or until a reset), then close */
+    FT_FAULT_COUNT
+};
+extern const char *const ft_fault_names[FT_FAULT_COUNT];
+
+/* ------------------------------------------------------------------------ */
+/* Containers of pointers and a string-keyed hash table (util.c)             */
+
+typedef struct {
+    void **v;
+    size_t n, cap;
+} ft_vec_t;
+
+/* Open addressing with linear probing. Keys are owned by the values; there is
+ * no deletion, the whole table goes at reset. */
+struct ft_slot {
+    const char *key;
+    void *val;
+};
+
+typedef struct {
+    struct ft_slot *slots;
+    size_t cap, n;
+} ft_map_t;
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                     */
+
+typedef struct ft_user ft_user_t;
+
+typedef struct ft_token {
+    char *value;
+    ft_user_t *user;
+    bool is_refresh;
+    unsigned scopes;
+    int64_t issued_ms, expires_ms; /* refresh tokens never expire */
+    int revoked_subcode;           /* 0 while not revoked */
+    bool refreshed;                /* access token replaced by a refresh */
+    bool used;                     /* refresh token already redeemed */
+    struct ft_token *access;       /* refresh token: the access token of its last redemption */
+} ft_token_t;
+
+typedef struct {
+    char id[24], media_id[24]; /* media_id is empty until published */
+    ft_user_t *user;
+    int media;
+    char *text; /* NULL when the request had none */
+    int children;
+    bool carousel_item;
+    int64_t created_ms, ready_ms, published_ms;
+    const char *error_message; /* static; non-NULL: ends in ERROR */
+} ft_container_t;
+
+struct ft_user {
+    char *id;
+    ft_vec_t tokens; /* ft_token_t *, oldest first, not owned */
+    ft_vec_t pubs;   /* ft_container_t *, in publication order, not owned */
+    long refreshes, failed_refreshes;
+};
+
+/* One queued failure; its fields are faults.c's business. */
+typedef struct ft_failure ft_failure_t;
+
+typedef struct {
+    long latency_ms;
+    long latency_by_ep[FT_EP_COUNT]; /* -1: latency_ms applies */
+    long token_error_status;
+    bool invalidate_on_refresh, oauth_rotate;
+    long container_ready_ms[FT_MEDIA_COUNT];
+    long refresh_expires_in, oauth_expires_in;
+} ft_settings_t;
+
+typedef struct {
+    /* Fixed for the process lifetime. */
+    pthread_mutex_t lock;
+    const char *client_id, *client_secret;
+    /* Never reset: ids stay unique across tests, and requests that are in
+     * flight during a reset still end and decrement in_flight. */
+    uint64_t next_container_id, next_media_id;
+    long in_flight;
+    /* Injected hangs wait on wake; a reset bumps epoch and a shutdown sets
+     * stopping, and both broadcast it, so that no hang outlives its test. */
+    pthread_cond_t wake;
+    uint64_t epoch;
+    bool stopping;
+    /* Everything from here on is per-test: /__control/reset frees and zeroes it. */
+    ft_settings_t set;
+    int64_t clock_offset_ms;
+    ft_map_t tokens, containers, users;
+    ft_vec_t token_list, container_list, user_list, failures; /* owners, creation order */
+    long requests_total, requests_by_ep[FT_EP_COUNT], errors_by_ep[FT_EP_COUNT];
+    long publications_total, double_publish_attempts, containers_created, peak_in_flight;
+    long injected_by_kind[FT_FAULT_COUNT], injected_by_ep[FT_EP_COUNT];
+} ft_state_t;
+
+/* ------------------------------------------------------------------------ */
+/* Requests and replies                                                      */
+
+typedef struct {
+    struct MHD_Connection *conn;
+    bool is_post, too_large;
+    char *body;
+    size_t len, cap;
+    struct {
+        const char *name, *value;
+    } form[FT_MAX_PARAMS];
+    int nform;
+} ft_request_t;
+
+typedef struct {
+    int status;
+    cJSON *body;
+    long retry_after; /* seconds; 0: no Retry-After header */
+    bool www_authenticate;
+    int fault;    /* FT_FAULT_*: how http.c delivers the reply */
+    long hang_ms; /* FT_FAULT_HANG: how long nothing is sent */
+} ft_reply_t;
+
+/* ------------------------------------------------------------------------ */
+/* util.c: out of memory aborts, so call sites carry no NULL checks          */
+
+void ft_oom(void);
+void *ft_xmalloc(size_t n);
+void *ft_xrealloc(void *p, size_t n);
+char *ft_xstrdup(const char *s);
+/** @brief Fills out[0..n) with random letters and digits and terminates it. */
+void ft_random_chars(char *out, size_t n);
+int64_t ft_real_ms(void);
+void ft_sleep_ms(long ms);
+/** @brief "Tuesday, 24-Nov-26 20:00:00 UTC", the shape of Meta's expiry messages. */
+void ft_format_time(int64_t ms, char *buf, size_t size);
+void ft_vec_push(ft_vec_t *vec, void *p);
+/** @returns the value under key, or NULL (also for a NULL key). */
+void *ft_map_get(const ft_map_t *m, const char *key);
+/** @brief Adds or replaces; key must live as long as val (it is usually inside it). */
+void ft_map_put(ft_map_t *m, const char *key, void *val);
+/** @brief An integral JSON number within [lo, hi] into *out. @returns 0 or -1. */
+int ft_json_long(const cJSON *it, long lo, long hi, long *out);
+
+/* ------------------------------------------------------------------------ */
+/* state.c                                                                   */
+
+/** @brief The state with empty per-test parts; caller frees with ft_state_destroy().
+ * client_id and client_secret are borrowed for the state's lifetime. */
+ft_state_t *ft_state_new(const char *client_id, const char *client_secret);
+void ft_state_destroy(ft_state_t *st);
+/** @brief Frees and zeroes the per-test state. @locks_required st->lock (or no
+ * other thread running) */
+void ft_state_reset(ft_state_t *st);
+/** @brief Stops every injected hang, now and to come (at shutdown). Takes st->lock. */
+void ft_state_stop(ft_state_t *st);
+/** @brief Waits up to ms with st->lock released, ending early at a reset or at
+ * shutdown. @locks_required st->lock */
+void ft_state_wait(ft_state_t *st, long ms);
+/** @brief The fake clock. @locks_required st->lock */
+int64_t ft_now_ms(const ft_state_t *st);
+/** @brief The user with this id, created on first use. @locks_required st->lock */
+ft_user_t *ft_user_get(ft_state_t *st, const char *id);
+/** @returns FT_EP_* for an endpoint name, or -1. */
+int ft_ep_parse(const char *s);
+/** @returns FT_TEXT... for a media_type, or -1 (also for NULL). */
+int ft_media_parse(const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* http.c: request parameters and replies                                    */
+
+/** @brief application/x-www-form-urlencoded decoding in place. */
+void ft_url_decode(char *s);
+/** @brief A request parameter: the form body first, then the query string. */
+const char *ft_param(const ft_request_t *rq, const char *name);
+/** @brief The access token: form field, query parameter or Authorization: Bearer. */
+const char *ft_param_token(const ft_request_t *rq);
+/** @brief Replaces rp's status and body; takes ownership of body. */
+void ft_reply_set(ft_reply_t *rp, int status, cJSON *body);
+/** @brief Sets a Graph API error reply. @returns its "error" object for extra fields. */
+__attribute__((format(printf, 5, 6))) cJSON *ft_graph_error(ft_reply_t *rp, int status, long code,
+                                                            long subcode, const char *fmt, ...);
+/** @brief 400 "Invalid parameter" with the detail in error_user_msg, as Meta does. */
+void ft_invalid_param(ft_reply_t *rp, const char *detail);
+/** @brief 100/33: the object does not exist or is not the token's to see. */
+void ft_no_object(ft_reply_t *rp, const ft_request_t *rq, const char *id);
+/** @brief RFC 6749 §5.2 error reply; description may be NULL. */
+void ft_oauth_error(ft_reply_t *rp, int status, const char *error, const char *description);
+/** @brief A control API error: {"error": "..."}. */
+__attribute__((format(printf, 3, 4))) void ft_ctl_error(ft_reply_t *rp, int status, const char *fmt,
+                                                        ...);
+/** @brief A control API success: {"ok": true}. */
+void ft_ctl_ok(ft_reply_t *rp);
+/** @brief Starts the server on sa (port 0: the kernel picks) with st as its
+ * state. @returns the daemon, or NULL; *port is the bound port. */
+struct MHD_Daemon *ft_http_start(ft_state_t *st, const struct sockaddr_in *sa, uint16_t *port);
+
+/* ------------------------------------------------------------------------ */
+/* faults.c (@locks_required st->lock for all)                               */
+
+void ft_failure_free(ft_failure_t *f);
+/** @brief Takes one use of the first queued failure that matches the request.
+ * @returns it (still owned by the queue, valid while st->lock is held), or NULL. */
+const ft_failure_t *ft_failure_take(ft_state_t *st, int ep, const char *user);
+/** @returns true when the endpoint handles the request before f replaces its answer. */
+bool ft_failure_processed(const ft_failure_t *f);
+/** @brief Turns rp into the injected failure (an error body, or a way of
+ * delivering rp's own body) and counts it. */
+void ft_failure_apply(ft_state_t *st, const ft_failure_t *f, int ep, ft_reply_t *rp);
+/** @brief POST /__control/failures: one entry, or {"entries": [...]}. */
+void ft_ctl_failures_add(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp);
+/** @brief DELETE /__control/failures. */
+void ft_ctl_failures_clear(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp);
+
+/* ------------------------------------------------------------------------ */
+/* accounts.c (@locks_required st->lock for all)                             */
+
+/** @brief Registers a token; takes ownership of value. */
+ft_token_t *ft_token_add(ft_state_t *st, char *value, ft_user_t *u, bool is_refresh,
+                         unsigned scopes, int64_t issued_ms, int64_t expires_ms);
+/** @brief (Re-)registers a token with fresh state (value is copied).
+ * @returns NULL when the value belongs to another user or is the other kind. */
+ft_token_t *ft_token_register(ft_state_t *st, const char *value, ft_user_t *u, bool is_refresh,
+                              unsigned scopes, int64_t issued_ms, int64_t expires_ms);
+bool ft_token_usable(const ft_token_t *t, int64_t now);
+/** @brief Revokes every token of u. @returns how many. */
+int ft_revoke_user(ft_user_t *u, int subcode);
+/** @returns the scope's bit number, or -1 for an unknown name. */
+int ft_scope_index(const char *name, size_t len);
+/** @brief Meta's token checks. @returns the token, or NULL with the error in rp. */
+ft_token_t *ft_auth(ft_state_t *st, const ft_request_t *rq, const char *path_user, unsigned need,
+                    ft_reply_t *rp);
+/** @brief GET /refresh_access_token */
+void ft_ep_refresh(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
+/** @brief POST /oauth2/token */
+void ft_ep_oauth2(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
+
+/* ------------------------------------------------------------------------ */
+/* containers.c (@locks_required st->lock for all)                           */
+
+/** @brief POST /v1.0/{user-id}/threads */
+void ft_ep_threads(ft_state_t *st, const ft_request_t *rq, const char *user_id, ft_reply_t *rp);
+/** @brief GET /v1.0/{container-id} */
+void ft_ep_container(ft_state_t *st, const ft_request_t *rq, const char *id, ft_reply_t *rp);
+/** @brief POST /v1.0/{user-id}/threads_publish */
+void ft_ep_publish(ft_state_t *st, const ft_request_t *rq, const char *user_id, ft_reply_t *rp);
+
+/* ------------------------------------------------------------------------ */
+/* control.c                                                                 */
+
+/** @brief /__control/{path}: JSON in, JSON out, never delayed or counted.
+ * Takes st->lock itself. */
+void ft_control_serve(ft_state_t *st, const ft_request_t *rq, const char *path, const char *method,
+                      ft_reply_t *rp);
+
+#endif
