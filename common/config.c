@@ -84,6 +84,9 @@ const pw_config_var_t pw_config_vars[] = {
      "post record lets a redelivered post be published twice)"},
     {"POST_RECORD_TTL_S", "7776000", PW_CV_INT, 0, 86400, 315360000, PW_CV_OFF(post_record_ttl_s),
      "how long a post's publication record guards against a second publication"},
+    {"PARKED_MAX_PER_ACCOUNT", "10000", PW_CV_INT, 0, 1, 10000000,
+     PW_CV_OFF(parked_max_per_account),
+     "parked posts one account may hold; past it a post is answered failed"},
     {"TOKEN_SWEEP_INTERVAL_S", "60", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(token_sweep_interval_s),
      "how often each worker sweeps for tokens to refresh and parked posts to replay"},
 };

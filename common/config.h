@@ -31,6 +31,7 @@ typedef struct pw_config_s {
     char *worker_id;
     long worker_concurrency;
     long worker_buffer_bytes;
+    long parked_max_per_account;
     char *metrics_addr;
     char *log_level;
     long token_refresh_ahead_s;

@@ -49,6 +49,16 @@ pw_key_t pw_key_parked(const char *account_id)
     return pw_key_build(account_id, "parked", NULL);
 }
 
+pw_key_t pw_key_parked_ids(const char *account_id)
+{
+    return pw_key_build(account_id, "parked_ids", NULL);
+}
+
+pw_key_t pw_key_replay_tries(const char *account_id)
+{
+    return pw_key_build(account_id, "replay_tries", NULL);
+}
+
 pw_key_t pw_key_refresh_lock(const char *account_id)
 {
     return pw_key_build(account_id, "refresh_lock", NULL);

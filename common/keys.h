@@ -9,6 +9,8 @@
  *   pw:{ACCT}:fence         string fencing numbers for token writes
  *   pw:{ACCT}:account       hash   status, reason, at_ms
  *   pw:{ACCT}:parked        list   parked request values, oldest first
+ *   pw:{ACCT}:parked_ids    set    SHA-1 of each parked value (parked once)
+ *   pw:{ACCT}:replay_tries  string failed replays of the parked head
  *   pw:{ACCT}:refresh_lock  string refresh lock owner (token_refresh.h)
  *   pw:{ACCT}:replay_lock   string replay lock owner
  *   pw:{ACCT}:post:{POST}   hash   the post's record (post_store.h)
@@ -39,6 +41,8 @@ pw_key_t pw_key_token(const char *account_id);
 pw_key_t pw_key_fence(const char *account_id);
 pw_key_t pw_key_account(const char *account_id);
 pw_key_t pw_key_parked(const char *account_id);
+pw_key_t pw_key_parked_ids(const char *account_id);
+pw_key_t pw_key_replay_tries(const char *account_id);
 pw_key_t pw_key_refresh_lock(const char *account_id);
 pw_key_t pw_key_replay_lock(const char *account_id);
 pw_key_t pw_key_post(const char *account_id, const char *post_id);

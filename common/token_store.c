@@ -290,6 +290,25 @@ pw_ts_status_t pw_token_store_get(pw_token_store_t *store, const char *account_i
     return status;
 }
 
+int64_t pw_token_store_fence_of(const redisReply *hash)
+{
+    const char *v = hash->type == REDIS_REPLY_ARRAY ? pw_reply_field(hash, "fence") : NULL;
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+pw_ts_status_t pw_token_store_get_fence(pw_token_store_t *store, const char *account_id,
+                                        int64_t *fence, char *errstr, size_t errstr_size)
+{
+    pw_key_t k_token = pw_key_token(account_id);
+    const char *argv[] = {"HGET", k_token.s, "fence"};
+    redisReply *reply = pw_redis_command(store->redis, errstr, errstr_size, 3, argv);
+    if (!reply)
+        return PW_TS_ERROR;
+    *fence = reply->type == REDIS_REPLY_STRING ? strtoll(reply->str, NULL, 10) : 0;
+    freeReplyObject(reply);
+    return PW_TS_OK;
+}
+
 pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *account_id,
                                          char **status, char *errstr, size_t errstr_size)
 {

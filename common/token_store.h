@@ -81,6 +81,14 @@ pw_ts_status_t pw_token_store_parse(pw_token_store_t *store, const char *account
                                     const redisReply *hash, pw_token_t **out, char *errstr,
                                     size_t errstr_size) PW_MUSTCHECK;
 
+/** @brief The fencing number of a token record read with HGETALL, whether
+ *  its secrets can be opened or not (0: no record). */
+int64_t pw_token_store_fence_of(const redisReply *hash);
+/** @brief The fencing number of the account's stored record (0: none). */
+pw_ts_status_t pw_token_store_get_fence(pw_token_store_t *store, const char *account_id,
+                                        int64_t *fence, char *errstr,
+                                        size_t errstr_size) PW_MUSTCHECK;
+
 /** @brief The account's status ("active", "reconnect_required"), or NULL when
  *  unknown; caller frees. */
 pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *account_id,

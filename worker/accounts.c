@@ -11,14 +11,11 @@
 #include "output.h"
 #include "token_store.h"
 
-/* KEYS: parked, parked accounts. ARGV: value, account. Parks the value
- * unless it is parked already (a redelivered message, or a retry after a
- * lost reply, must not be replayed twice). */
+/* KEYS: parked, parked ids, parked accounts. ARGV: value, account, cap.
+ * Parks the value unless it is parked already (a redelivered message, or a
+ * retry after a lost reply, must not be replayed twice); 2 when full. */
 static pw_redis_script_t pw_park_script = {
-    .source = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then\n"
-              "  redis.call('RPUSH', KEYS[1], ARGV[1]) end\n"
-              "redis.call('SADD', KEYS[2], ARGV[2])\n"
-              "return 1\n",
+    .source = PW_LUA_PARK "return park(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])\n",
 };
 
 /* KEYS: account, token. ARGV: reason, at_ms, fence of the token that failed
@@ -72,18 +69,35 @@ bool pw_accounts_park(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
     pw_accounts_mark(ctx, job, req->account_id, failure->fence, &failure->err);
     /* Parked even if a token put made the account active meanwhile: the
      * sweep then replays it. */
-    pw_key_t k_parked = pw_key_parked(req->account_id);
-    const char *keys[] = {k_parked.s, PW_KEY_PARKED_ACCOUNTS};
-    const char *args[] = {job->value, req->account_id};
-    redisReply *reply = pw_ctx_eval(ctx, "parking a post", &pw_park_script, 2, keys, 2, args);
+    pw_key_t k_parked = pw_key_parked(req->account_id), k_ids = pw_key_parked_ids(req->account_id);
+    char cap[32];
+    snprintf(cap, sizeof(cap), "%ld", ctx->conf->parked_max_per_account);
+    const char *keys[] = {k_parked.s, k_ids.s, PW_KEY_PARKED_ACCOUNTS};
+    const char *args[] = {job->value, req->account_id, cap};
+    redisReply *reply = pw_ctx_eval(ctx, "parking a post", &pw_park_script, 3, keys, 3, args);
     if (!reply)
         return false;
+    bool full = reply->integer == 2;
     freeReplyObject(reply);
-    pw_outcome_t parked = {.status = PW_OUTCOME_PARKED,
+    pw_outcome_t o = {.status = PW_OUTCOME_PARKED,
+                      .attempts = failure->attempts,
+                      .token_refreshed = failure->token_refreshed,
+                      .err = &failure->err};
+    pw_api_error_t full_err;
+    if (full) {
+        pw_api_error_make(&full_err, failure->err.endpoint, PW_EC_AUTH, failure->err.auth, false,
+                          failure->err.http_status,
+                          "account must be reconnected and already has %ld parked posts "
+                          "(PARKED_MAX_PER_ACCOUNT): this post is not kept",
+                          ctx->conf->parked_max_per_account);
+        pw_log_error("parked list full; post answered failed",
+                     PW_F_STR("account_id", req->account_id), PW_F_STR("post_id", req->post_id));
+        o = (pw_outcome_t){.status = PW_OUTCOME_FAILED,
                            .attempts = failure->attempts,
                            .token_refreshed = failure->token_refreshed,
-                           .err = &failure->err};
-    pw_output_answer(ctx, job, req, &parked);
+                           .err = &full_err};
+    }
+    pw_output_answer(ctx, job, req, &o);
     return true;
 }
 
@@ -104,19 +118,23 @@ static pw_redis_script_t pw_replay_unlock_script = {
         "return 0\n",
 };
 
-/* KEYS: parked. ARGV: value. Pops the head only if it is still value. */
+/* KEYS: parked, parked ids, replay tries. ARGV: value. Pops the head only
+ * if it is still value; its tries start again for the next head. */
 static pw_redis_script_t pw_pop_if_head_script = {
     .source = "if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then\n"
-              "  redis.call('LPOP', KEYS[1]) return 1 end\n"
+              "  redis.call('LPOP', KEYS[1])\n"
+              "  redis.call('SREM', KEYS[2], redis.sha1hex(ARGV[1]))\n"
+              "  redis.call('DEL', KEYS[3])\n"
+              "  return 1 end\n"
               "return 0\n",
 };
 
-/* KEYS: parked, parked accounts. ARGV: account. Returns the head of the
- * list, or leaves the set (nil) when it is empty. */
+/* KEYS: parked, parked accounts, replay tries. ARGV: account. Returns {head,
+ * failed replays of it}, or leaves the set ({}) when the list is empty. */
 static pw_redis_script_t pw_replay_head_script = {
     .source = "local head = redis.call('LINDEX', KEYS[1], 0)\n"
-              "if not head then redis.call('SREM', KEYS[2], ARGV[1]) end\n"
-              "return head\n",
+              "if not head then redis.call('SREM', KEYS[2], ARGV[1]) return {} end\n"
+              "return {head, tonumber(redis.call('GET', KEYS[3]) or '0')}\n",
 };
 
 /* KEYS: account, parked, parked accounts set. ARGV: account. Returns 1 when
@@ -134,7 +152,7 @@ typedef struct pw_replay_s {
     pw_http_t *http;
     pw_job_t *job; /* NULL for the sweep */
     const char *account_id;
-    pw_key_t k_lock, k_parked;
+    pw_key_t k_lock, k_parked, k_ids, k_tries;
     char owner[160];
     char ttl_ms[32];
     int replayed;
@@ -192,8 +210,72 @@ static pw_token_t *pw_replay_token(pw_replay_t *r, bool *stopped)
     }
 }
 
+/* One attempt for a parked post, with the first try's rules for auth: every
+ * failure logged, an expired token refreshed once and the post tried again. */
+static pw_pub_outcome_t pw_replay_attempt(pw_replay_t *r, const pw_request_t *req,
+                                          pw_token_t **token, pw_api_error_t *err,
+                                          char media_id[PW_ID_MAX])
+{
+    pw_pub_outcome_t out = pw_publish_once(r->ctx, r->http, req, *token, err, media_id);
+    if (out != PW_PUB_AUTH)
+        return out;
+    pw_output_auth_failure(r->ctx, r->job, req->account_id, req->post_id, err);
+    if (err->auth != PW_AUTH_EXPIRED)
+        return out;
+    pw_api_error_t rerr;
+    pw_rf_status_t st = pw_publish_refresh(r->ctx, r->http, r->job, token, true, &rerr);
+    if (st == PW_RF_TRANSIENT) {
+        *err = rerr;
+        return PW_PUB_RETRY;
+    }
+    if (st != PW_RF_REFRESHED && st != PW_RF_BY_OTHER) {
+        pw_api_error_t expired = *err;
+        pw_api_error_needs_reconnect(&expired,
+                                     rerr.auth != PW_AUTH_NONE ? rerr.auth : PW_AUTH_REVOKED, err);
+        return PW_PUB_AUTH;
+    }
+    out = pw_publish_once(r->ctx, r->http, req, *token, err, media_id);
+    if (out == PW_PUB_AUTH)
+        pw_output_auth_failure(r->ctx, r->job, req->account_id, req->post_id, err);
+    return out;
+}
+
+/* Produces a parked post's answer and waits until Kafka has it: only then
+ * may the post leave the list, or a crash would lose its second result. */
+static pw_replay_step_t pw_replay_answer(pw_replay_t *r, const pw_request_t *req,
+                                         const pw_outcome_t *o)
+{
+    pw_delivery_ticket_t *ticket = pw_delivery_ticket_new();
+    pw_output_answer_tracked(r->ctx, r->job, req, o, ticket);
+    int state;
+    while ((state = pw_delivery_ticket_state(ticket)) == 0 && pw_ctx_sleep(r->ctx, 10))
+        ;
+    pw_delivery_ticket_release(ticket);
+    if (state == 1)
+        return PW_REPLAY_NEXT;
+    if (state == -1)
+        pw_log_warn("replayed post's result not delivered; it stays parked",
+                    PW_F_STR("account_id", r->account_id), PW_F_STR("post_id", req->post_id));
+    return state == 0 ? PW_REPLAY_STOPPED : PW_REPLAY_PAUSE;
+}
+
+/* A transient failure pauses the replay; one that failed every time, a
+ * budget of PUBLISH_MAX_ATTEMPTS replays, is answered failed and passed, so
+ * the account's later posts are not held behind it for ever. */
+static bool pw_replay_gives_up(pw_replay_t *r, long long tries)
+{
+    if (tries + 1 >= r->ctx->conf->publish_max_attempts)
+        return true;
+    char errstr[256];
+    const char *argv[] = {"INCR", r->k_tries.s};
+    redisReply *reply = pw_redis_command(r->ctx->redis, errstr, sizeof(errstr), 2, argv);
+    if (reply)
+        freeReplyObject(reply);
+    return false;
+}
+
 /* Publishes one parked request; PAUSE leaves it at the head for later. */
-static pw_replay_step_t pw_replay_one(pw_replay_t *r, const pw_request_t *req)
+static pw_replay_step_t pw_replay_one(pw_replay_t *r, const pw_request_t *req, long long tries)
 {
     bool stopped = false;
     pw_token_t *token = pw_replay_token(r, &stopped);
@@ -201,58 +283,65 @@ static pw_replay_step_t pw_replay_one(pw_replay_t *r, const pw_request_t *req)
         return PW_REPLAY_STOPPED;
     pw_api_error_t err;
     char media_id[PW_ID_MAX] = "";
-    pw_pub_outcome_t out =
-        token ? pw_publish_once(r->ctx, r->http, req, token, &err, media_id) : PW_PUB_AUTH;
-    pw_replay_step_t step = PW_REPLAY_NEXT;
+    pw_pub_outcome_t out = token ? pw_replay_attempt(r, req, &token, &err, media_id) : PW_PUB_AUTH;
+    if (out == PW_PUB_RETRY && pw_replay_gives_up(r, tries))
+        out = PW_PUB_FAILED;
+    pw_replay_step_t step = PW_REPLAY_PAUSE;
     if (out == PW_PUB_PUBLISHED || out == PW_PUB_DUPLICATE || out == PW_PUB_FAILED) {
         pw_outcome_t o = {.status = out == PW_PUB_PUBLISHED   ? PW_OUTCOME_PUBLISHED
                                     : out == PW_PUB_DUPLICATE ? PW_OUTCOME_DUPLICATE
                                                               : PW_OUTCOME_FAILED,
-                          .attempts = out == PW_PUB_DUPLICATE ? 0 : 1,
+                          .attempts = out == PW_PUB_DUPLICATE ? 0 : (int)tries + 1,
                           .media_id = media_id,
                           .err = out == PW_PUB_FAILED ? &err : NULL};
-        pw_output_answer(r->ctx, r->job, req, &o);
-        r->replayed++;
+        step = pw_replay_answer(r, req, &o);
+        r->replayed += step == PW_REPLAY_NEXT;
+    } else if (out == PW_PUB_STOPPED) {
+        step = PW_REPLAY_STOPPED;
     } else {
         /* Auth again, or transient: leave it at the head for later. */
         if (out == PW_PUB_AUTH && token)
             pw_accounts_mark(r->ctx, r->job, req->account_id, token->fence, &err);
         pw_log_warn("replay of parked posts paused", PW_F_STR("account_id", r->account_id),
                     PW_F_STR("post_id", req->post_id));
-        step = PW_REPLAY_PAUSE;
     }
     pw_token_destroy(token);
     return step;
 }
 
+static void pw_replay_pop(pw_replay_t *r, const char *value)
+{
+    const char *keys[] = {r->k_parked.s, r->k_ids.s, r->k_tries.s};
+    const char *args[] = {value};
+    redisReply *popped =
+        pw_ctx_eval(r->ctx, "popping a parked post", &pw_pop_if_head_script, 3, keys, 1, args);
+    if (popped)
+        freeReplyObject(popped);
+}
+
 /* The head of the parked list, answered and popped. */
 static pw_replay_step_t pw_replay_head(pw_replay_t *r, bool *drained)
 {
-    const char *keys[] = {r->k_parked.s, PW_KEY_PARKED_ACCOUNTS};
+    const char *keys[] = {r->k_parked.s, PW_KEY_PARKED_ACCOUNTS, r->k_tries.s};
     const char *args[] = {r->account_id};
     redisReply *head =
-        pw_ctx_eval(r->ctx, "reading parked posts", &pw_replay_head_script, 2, keys, 1, args);
+        pw_ctx_eval(r->ctx, "reading parked posts", &pw_replay_head_script, 3, keys, 1, args);
     if (!head)
         return PW_REPLAY_STOPPED;
-    *drained = head->type != REDIS_REPLY_STRING;
+    *drained = head->elements != 2;
     pw_replay_step_t step = PW_REPLAY_NEXT;
     if (!*drained) {
+        const redisReply *value = head->element[0];
         pw_request_t *req = NULL;
         const char *cls;
         char reason[256];
         /* A parked value was a valid request when it parked. */
-        pw_request_parse(head->str, head->len, &req, &cls, reason, sizeof(reason));
+        pw_request_parse(value->str, value->len, &req, &cls, reason, sizeof(reason));
         if (req)
-            step = pw_replay_one(r, req);
+            step = pw_replay_one(r, req, head->element[1]->integer);
         pw_request_destroy(req);
-        if (step == PW_REPLAY_NEXT) {
-            const char *pkeys[] = {r->k_parked.s};
-            const char *pargs[] = {head->str};
-            redisReply *popped = pw_ctx_eval(r->ctx, "popping a parked post",
-                                             &pw_pop_if_head_script, 1, pkeys, 1, pargs);
-            if (popped)
-                freeReplyObject(popped);
-        }
+        if (step == PW_REPLAY_NEXT)
+            pw_replay_pop(r, value->str);
     }
     freeReplyObject(head);
     return step;
@@ -262,6 +351,8 @@ static pw_replay_step_t pw_replay_head(pw_replay_t *r, bool *drained)
 static bool pw_replay_locked(pw_replay_t *r)
 {
     for (;;) {
+        if (pw_ctx_draining(r->ctx)) /* shutdown: the rest waits for the next replay */
+            break;
         if (!pw_replay_renew(r))
             return !pw_ctx_stopping(r->ctx);
         bool drained = false;
@@ -325,7 +416,9 @@ bool pw_accounts_replay(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job, const cha
                      .job = job,
                      .account_id = account_id,
                      .k_lock = pw_key_replay_lock(account_id),
-                     .k_parked = pw_key_parked(account_id)};
+                     .k_parked = pw_key_parked(account_id),
+                     .k_ids = pw_key_parked_ids(account_id),
+                     .k_tries = pw_key_replay_tries(account_id)};
     snprintf(r.owner, sizeof(r.owner), "%s/%ld", ctx->conf->worker_id, random());
     snprintf(r.ttl_ms, sizeof(r.ttl_ms), "%lld", pw_replay_lock_ttl_ms(ctx));
     if (!pw_replay_lock(&r))

@@ -17,6 +17,7 @@ pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_
     ctx->pool = pool;
     ctx->delivery = delivery;
     ctx->refresher = (pw_refresher_t){.conf = conf, .redis = redis, .tokens = tokens};
+    atomic_init(&ctx->draining, false);
     atomic_init(&ctx->stopping, false);
     return ctx;
 }
@@ -24,6 +25,16 @@ pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_
 void pw_ctx_destroy(pw_ctx_t *ctx)
 {
     free(ctx);
+}
+
+void pw_ctx_drain(pw_ctx_t *ctx)
+{
+    atomic_store(&ctx->draining, true);
+}
+
+bool pw_ctx_draining(pw_ctx_t *ctx)
+{
+    return atomic_load(&ctx->draining) || atomic_load(&ctx->stopping);
 }
 
 void pw_ctx_stop(pw_ctx_t *ctx)

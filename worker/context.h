@@ -25,7 +25,8 @@ typedef struct pw_ctx_s {
     pw_pool_t *pool;
     pw_delivery_t *delivery;
     pw_refresher_t refresher;
-    atomic_bool stopping; /* set at shutdown: long waits give up */
+    atomic_bool draining; /* shutdown began: long loops stop between items */
+    atomic_bool stopping; /* the drain's time is up: every wait gives up */
 } pw_ctx_t;
 
 /** @brief A context over the worker's parts (all borrowed); caller destroys. */
@@ -33,6 +34,11 @@ pw_ctx_t *pw_ctx_new(const pw_config_t *conf, pw_redis_t *redis, pw_token_store_
                      rd_kafka_t *producer, pw_pool_t *pool, pw_delivery_t *delivery);
 void pw_ctx_destroy(pw_ctx_t *ctx);
 
+/** @brief Shutdown began: running posts finish, but loops over many items
+ *  (a replay of parked posts) stop before their next item. */
+void pw_ctx_drain(pw_ctx_t *ctx);
+/** @brief Whether shutdown began (draining or stopping). */
+bool pw_ctx_draining(pw_ctx_t *ctx);
 /** @brief Tells every wait of every step to give up. @locality any thread */
 void pw_ctx_stop(pw_ctx_t *ctx);
 /** @brief Whether the worker is stopping. */

@@ -2,6 +2,7 @@
 #include "delivery.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,37 @@
 #define PW_DEAD_LETTER_CUT_BYTES (16 * 1024)
 #define PW_RETRY_MAX_DELAY_MS 30000
 
+struct pw_delivery_ticket_s {
+    atomic_int state; /* 0 pending, 1 delivered, -1 never */
+    atomic_int refs;
+};
+
 /* The delivery opaque of a message produced for a job. */
 typedef struct pw_outmsg_s {
     pw_job_t *job; /* NULL: best effort */
     pw_out_kind_t kind;
-    int attempts; /* failed deliveries so far */
+    int attempts;                 /* failed deliveries so far */
+    pw_delivery_ticket_t *ticket; /* NULL: nobody waits */
 } pw_outmsg_t;
+
+pw_delivery_ticket_t *pw_delivery_ticket_new(void)
+{
+    pw_delivery_ticket_t *t = pw_calloc(1, sizeof(*t));
+    atomic_init(&t->state, 0);
+    atomic_init(&t->refs, 1);
+    return t;
+}
+
+int pw_delivery_ticket_state(const pw_delivery_ticket_t *t)
+{
+    return atomic_load(&t->state);
+}
+
+void pw_delivery_ticket_release(pw_delivery_ticket_t *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+        free(t);
+}
 
 /* A message waiting for its next try (its own copies). */
 typedef struct pw_retry_s {
@@ -64,6 +90,10 @@ static void pw_retry_free(pw_retry_t *r)
 /* The message's job is done with, for better or worse. */
 static void pw_outmsg_settle(pw_delivery_t *d, pw_outmsg_t *out, bool delivered)
 {
+    if (out->ticket) {
+        atomic_store(&out->ticket->state, delivered ? 1 : -1);
+        pw_delivery_ticket_release(out->ticket);
+    }
     if (out->job) {
         if (delivered)
             pw_pool_delivered(d->pool, out->job);
@@ -203,7 +233,7 @@ static void pw_delivery_failed(pw_delivery_t *d, rd_kafka_t *rk, pw_outmsg_t *ou
     bool permanent = pw_delivery_permanent(err);
     pw_metrics_delivery_failure(permanent);
     out->attempts++;
-    if (!permanent && out->job) {
+    if (!permanent && (out->job || out->ticket)) {
         pw_log_warn("message not delivered; retrying", PW_F_STR("topic", topic),
                     PW_F_STR("error", rd_kafka_err2str(err)), PW_F_INT("attempt", out->attempts));
         pw_delivery_retry_later(d, out, topic, key, key_len, value, len, hdrs);
@@ -235,11 +265,15 @@ static void pw_delivery_produce_out(pw_delivery_t *d, rd_kafka_t *rk, pw_outmsg_
 
 void pw_delivery_produce(pw_delivery_t *d, rd_kafka_t *rk, pw_job_t *job, pw_out_kind_t kind,
                          const char *topic, const char *key, size_t key_len, const char *value,
-                         size_t len, const rd_kafka_headers_t *hdrs)
+                         size_t len, const rd_kafka_headers_t *hdrs, pw_delivery_ticket_t *ticket)
 {
     pw_outmsg_t *out = pw_calloc(1, sizeof(*out));
     out->job = job;
     out->kind = kind;
+    if (ticket) {
+        atomic_fetch_add(&ticket->refs, 1);
+        out->ticket = ticket;
+    }
     if (job)
         pw_pool_hold(d->pool, job);
     pw_delivery_produce_out(d, rk, out, topic, key, key_len, value, len, hdrs);

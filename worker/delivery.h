@@ -35,6 +35,16 @@ typedef enum {
 
 typedef struct pw_delivery_s pw_delivery_t;
 
+/* Tells one message's final outcome to whoever waits for it: shared by the
+ * waiter and the message, freed by the last to let go. */
+typedef struct pw_delivery_ticket_s pw_delivery_ticket_t;
+
+/** @brief A ticket to pass to pw_delivery_produce(); release it when done. */
+pw_delivery_ticket_t *pw_delivery_ticket_new(void);
+/** @brief 0 while pending, 1 once delivered, -1 when it never will be. */
+int pw_delivery_ticket_state(const pw_delivery_ticket_t *ticket);
+void pw_delivery_ticket_release(pw_delivery_ticket_t *ticket);
+
 /** @brief Delivery handling that releases jobs of pool and reports
  *  readiness to server (may be NULL); both borrowed. Give it to the
  *  producer as the opaque of pw_delivery_report(). */
@@ -44,10 +54,11 @@ pw_delivery_t *pw_delivery_new(pw_pool_t *pool, pw_metrics_server_t *server);
 void pw_delivery_destroy(pw_delivery_t *delivery);
 
 /** @brief Produces a message of kind for job (NULL: best effort, nothing
- *  held), holding the job until the outcome above. @locality any thread */
+ *  held), holding the job until the outcome above. ticket (may be NULL; the
+ *  call takes a share of it) learns the outcome. @locality any thread */
 void pw_delivery_produce(pw_delivery_t *delivery, rd_kafka_t *rk, pw_job_t *job, pw_out_kind_t kind,
                          const char *topic, const char *key, size_t key_len, const char *value,
-                         size_t len, const rd_kafka_headers_t *hdrs);
+                         size_t len, const rd_kafka_headers_t *hdrs, pw_delivery_ticket_t *ticket);
 
 /** @brief The producer's delivery report callback (its opaque is the
  *  delivery). @locality the thread polling the producer */

@@ -29,12 +29,12 @@ void pw_output_dead_letter(pw_ctx_t *ctx, pw_job_t *job, const char *cls, const 
                 PW_F_INT("offset", job->offset));
     pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_DEAD_LETTER,
                         ctx->conf->topic_dead_letter, job->key, job->key_len, job->value,
-                        job->value_len, hdrs);
+                        job->value_len, hdrs, NULL);
     rd_kafka_headers_destroy(hdrs);
 }
 
 static void pw_output_result(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
-                             pw_result_t *result)
+                             pw_result_t *result, pw_delivery_ticket_t *ticket)
 {
     result->event_id = req->event_id;
     result->post_id = req->post_id;
@@ -44,7 +44,7 @@ static void pw_output_result(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *r
     char *value = pw_event_result_new(result);
     pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_RESULT,
                         ctx->conf->topic_publish_results, req->account_id, strlen(req->account_id),
-                        value, strlen(value), NULL);
+                        value, strlen(value), NULL, ticket);
     free(value);
     pw_metrics_result(result->status, result->error ? result->error->cls : NULL);
     pw_log_info("post answered", PW_F_STR("account_id", req->account_id),
@@ -80,6 +80,12 @@ static void pw_output_parked_error(const pw_outcome_t *o, char *message, size_t 
 
 void pw_output_answer(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req, const pw_outcome_t *o)
 {
+    pw_output_answer_tracked(ctx, job, req, o, NULL);
+}
+
+void pw_output_answer_tracked(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
+                              const pw_outcome_t *o, pw_delivery_ticket_t *ticket)
+{
     static const char *const statuses[] = {"published", "duplicate", "failed", "parked", "failed"};
     pw_result_error_t error;
     char message[600];
@@ -104,7 +110,7 @@ void pw_output_answer(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req, con
         result.error = &error;
         break;
     }
-    pw_output_result(ctx, job, req, &result);
+    pw_output_result(ctx, job, req, &result, ticket);
 }
 
 void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *account_id,
@@ -137,7 +143,7 @@ void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char 
     };
     char *value = pw_event_alert_new(&alert);
     pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_ALERT, ctx->conf->topic_alerts,
-                        account_id, strlen(account_id), value, strlen(value), NULL);
+                        account_id, strlen(account_id), value, strlen(value), NULL, NULL);
     free(value);
     pw_metrics_alert(kind);
     pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
@@ -163,6 +169,6 @@ void pw_output_account_event(pw_ctx_t *ctx, pw_job_t *job, const char *type, con
     char *event = pw_event_account_new(type, account_id, pw_now_ms());
     pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_ACCOUNT_EVENT,
                         ctx->conf->topic_account_events, account_id, strlen(account_id), event,
-                        strlen(event), NULL);
+                        strlen(event), NULL, NULL);
     free(event);
 }

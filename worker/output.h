@@ -44,6 +44,10 @@ void pw_output_dead_letter(pw_ctx_t *ctx, pw_job_t *job, const char *cls, const 
 /** @brief Produces the publish.result.v1 of req for outcome and logs it. */
 void pw_output_answer(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
                       const pw_outcome_t *outcome);
+/** @brief pw_output_answer(), and ticket (delivery.h) learns whether the
+ *  result reached Kafka. */
+void pw_output_answer_tracked(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
+                              const pw_outcome_t *outcome, pw_delivery_ticket_t *ticket);
 
 /** @brief Raises kind for account unless raised in this window already;
  *  count is the alert's count (0: the occurrences of kind in the window). */

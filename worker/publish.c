@@ -383,49 +383,76 @@ static pw_pub_outcome_t pw_publish_attempts(pw_attempt_t *a, pw_job_t *job, pw_t
     }
 }
 
-/* KEYS: token, account, parked, post record, parked accounts. ARGV: value,
- * account. One round trip at the start of every post: park it if the
- * account is marked or has parked posts (a value already parked is not
- * parked again: a redelivery, or a retry after a lost reply), or return the
- * token and the post's record. */
+/* KEYS: token, account, parked, post record, parked accounts, parked ids.
+ * ARGV: value, account, cap. One round trip at the start of every post: park
+ * it if the account is marked or has parked posts (a value already parked is
+ * not parked again: a redelivery, or a retry after a lost reply; a full list
+ * parks nothing: 2), or return the token and the post's record. */
 static pw_redis_script_t pw_begin_script = {
-    .source = "local status = redis.call('HGET', KEYS[2], 'status')\n"
-              "if (status and status ~= 'active') or redis.call('LLEN', KEYS[3]) > 0 then\n"
-              "  if not redis.call('LPOS', KEYS[3], ARGV[1]) then\n"
-              "    redis.call('RPUSH', KEYS[3], ARGV[1]) end\n"
-              "  redis.call('SADD', KEYS[5], ARGV[2])\n"
-              "  return {1, redis.call('HGET', KEYS[2], 'reason') or '', {}, {}}\n"
-              "end\n"
-              "return {0, '', redis.call('HGETALL', KEYS[1]),\n"
-              "  redis.call('HMGET', KEYS[4], 'state', 'container_id', 'container_at_ms',"
-              " 'media_id')}\n",
+    .source =
+        PW_LUA_PARK "local status = redis.call('HGET', KEYS[2], 'status')\n"
+                    "if (status and status ~= 'active') or redis.call('LLEN', KEYS[3]) > 0 then\n"
+                    "  local parked = park(KEYS[3], KEYS[6], KEYS[5], ARGV[1], ARGV[2], ARGV[3])\n"
+                    "  return {parked, redis.call('HGET', KEYS[2], 'reason') or '', {}, {}}\n"
+                    "end\n"
+                    "return {0, '', redis.call('HGETALL', KEYS[1]),\n"
+                    "  redis.call('HMGET', KEYS[4], 'state', 'container_id', 'container_at_ms',"
+                    " 'media_id')}\n",
 };
 
 typedef enum { PW_BEGIN_READY, PW_BEGIN_PARKED, PW_BEGIN_STOPPED } pw_begin_t;
 
-/* Parks the post (answering it) or reads *token (NULL: none usable) and rec. */
+/* An account whose parked list is full: this post is answered failed. */
+static void pw_publish_parked_full(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req)
+{
+    pw_api_error_t err;
+    pw_api_error_make(&err, PW_EP_CREATE, PW_EC_AUTH, PW_AUTH_NONE, false, -1,
+                      "account must be reconnected and already has %ld parked posts "
+                      "(PARKED_MAX_PER_ACCOUNT): this post is not kept",
+                      ctx->conf->parked_max_per_account);
+    pw_log_error("parked list full; post answered failed", PW_F_STR("account_id", req->account_id),
+                 PW_F_STR("post_id", req->post_id),
+                 PW_F_INT("parked_max_per_account", ctx->conf->parked_max_per_account));
+    pw_outcome_t failed = {.status = PW_OUTCOME_FAILED, .err = &err};
+    pw_output_answer(ctx, job, req, &failed);
+}
+
+/* Parks the post (answering it) or reads *token and rec. With no usable
+ * token, *token is NULL and *unusable says why (the stored record's fence
+ * with it, so that marking the account is not mistaken for a race). */
 static pw_begin_t pw_publish_begin(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
-                                   pw_token_t **token, pw_post_record_t *rec)
+                                   pw_token_t **token, pw_post_record_t *rec,
+                                   pw_auth_failure_t *unusable)
 {
     *token = NULL;
     pw_key_t k_token = pw_key_token(req->account_id), k_account = pw_key_account(req->account_id),
              k_parked = pw_key_parked(req->account_id),
-             k_post = pw_key_post(req->account_id, req->post_id);
-    const char *keys[] = {k_token.s, k_account.s, k_parked.s, k_post.s, PW_KEY_PARKED_ACCOUNTS};
-    const char *args[] = {job->value, req->account_id};
-    redisReply *reply = pw_ctx_eval(ctx, "beginning a post", &pw_begin_script, 5, keys, 2, args);
+             k_post = pw_key_post(req->account_id, req->post_id),
+             k_ids = pw_key_parked_ids(req->account_id);
+    char cap[32];
+    snprintf(cap, sizeof(cap), "%ld", ctx->conf->parked_max_per_account);
+    const char *keys[] = {k_token.s, k_account.s, k_parked.s, k_post.s, PW_KEY_PARKED_ACCOUNTS,
+                          k_ids.s};
+    const char *args[] = {job->value, req->account_id, cap};
+    redisReply *reply = pw_ctx_eval(ctx, "beginning a post", &pw_begin_script, 6, keys, 3, args);
     if (!reply)
         return PW_BEGIN_STOPPED;
     pw_begin_t begin = reply->element[0]->integer ? PW_BEGIN_PARKED : PW_BEGIN_READY;
-    if (begin == PW_BEGIN_PARKED) {
+    if (reply->element[0]->integer == 2) {
+        pw_publish_parked_full(ctx, job, req);
+    } else if (begin == PW_BEGIN_PARKED) {
         pw_outcome_t parked = {.status = PW_OUTCOME_PARKED, .reason = reply->element[1]->str};
         pw_output_answer(ctx, job, req, &parked);
     } else {
-        char errstr[512];
+        char errstr[400];
         if (pw_token_store_parse(ctx->tokens, req->account_id, reply->element[2], token, errstr,
-                                 sizeof(errstr)) != PW_TS_OK)
-            pw_log_warn("account has no usable token", PW_F_STR("account_id", req->account_id),
-                        PW_F_STR("error", errstr));
+                                 sizeof(errstr)) != PW_TS_OK) {
+            pw_log_error("account has no usable token: reconnect it with token put",
+                         PW_F_STR("account_id", req->account_id), PW_F_STR("error", errstr));
+            *unusable = (pw_auth_failure_t){.fence = pw_token_store_fence_of(reply->element[2])};
+            pw_api_error_make(&unusable->err, PW_EP_CREATE, PW_EC_AUTH, PW_AUTH_INVALID_TOKEN,
+                              false, -1, "account has no usable token: %s", errstr);
+        }
         pw_post_record_from_reply(reply->element[3], rec);
     }
     freeReplyObject(reply);
@@ -469,15 +496,11 @@ pw_step_t pw_publish_request(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job, cons
 {
     pw_tries_t t = {0};
     pw_post_record_t rec;
-    pw_begin_t begin = pw_publish_begin(ctx, job, req, &t.token, &rec);
+    pw_begin_t begin = pw_publish_begin(ctx, job, req, &t.token, &rec, failure);
     if (begin != PW_BEGIN_READY)
         return begin == PW_BEGIN_PARKED ? PW_STEP_ANSWERED : PW_STEP_STOPPED;
-    if (!t.token) { /* active, nothing parked, but nothing to publish with */
-        *failure = (pw_auth_failure_t){.fence = 0};
-        pw_api_error_make(&failure->err, PW_EP_CREATE, PW_EC_AUTH, PW_AUTH_INVALID_TOKEN, false, -1,
-                          "account has no usable token");
+    if (!t.token) /* active, nothing parked, but nothing to publish with */
         return PW_STEP_AUTH;
-    }
     int64_t now_s = pw_now_ms() / 1000;
     pw_api_error_t rerr;
     if (t.token->expires_at - now_s < PW_REFRESH_BEFORE_USE_S &&

@@ -258,6 +258,7 @@ static void pw_worker_loop(pw_worker_t *w)
 static void pw_worker_drain(pw_worker_t *w)
 {
     pw_pool_stop_starting(w->pool);
+    pw_ctx_drain(w->ctx);
     int64_t deadline = pw_mono_ms() + w->conf->shutdown_timeout_s * 1000;
     while ((pw_pool_running(w->pool) > 0 || pw_delivery_pending(w->delivery) > 0) &&
            pw_mono_ms() < deadline) {

@@ -21,25 +21,36 @@ struct pw_sweep_s {
     pthread_t thread;
 };
 
+/* A transient refresh failure looks again after this long. */
+#define PW_SWEEP_RETRY_S 300
+
 /* KEYS: expiry index, token. ARGV: account, fencing number seen (0: no
- * token). Drops the account from the index unless a newer token was stored
- * since (which indexed itself again). */
-static pw_redis_script_t pw_unindex_script = {
-    .source = "if tonumber(redis.call('HGET', KEYS[2], 'fence') or '0') == tonumber(ARGV[2])"
-              " then return redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
-              "return 0\n",
+ * token), new score ("" drops it). Moves (or drops) the account's entry
+ * unless a newer token was stored since (which indexed itself again). */
+static pw_redis_script_t pw_reindex_script = {
+    .source = "if tonumber(redis.call('HGET', KEYS[2], 'fence') or '0') ~= tonumber(ARGV[2])"
+              " then return 0 end\n"
+              "if ARGV[3] == '' then return redis.call('ZREM', KEYS[1], ARGV[1]) end\n"
+              "return redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])\n",
 };
 
-/* An account the sweep can do nothing for until a token put (gone, marked,
- * expired): out of the index, so it does not crowd out accounts that are due. */
-static void pw_sweep_unindex(pw_sweep_t *sweep, const char *account_id, int64_t fence)
+/* The index orders accounts by when the sweep should look at them again:
+ * expires_at as stored, minus TOKEN_REFRESH_AHEAD_S at look-up. Moving an
+ * account it can do nothing for yet out of the first batch keeps a few such
+ * accounts from crowding out the ones that are due; one only a token put can
+ * help (gone, marked, expired, unreadable) leaves it (look_at_s 0). */
+static void pw_sweep_reindex(pw_sweep_t *sweep, const char *account_id, int64_t fence,
+                             int64_t look_at_s)
 {
     pw_key_t k_token = pw_key_token(account_id);
-    char seen[32], errstr[256];
+    char seen[32], score[32] = "", errstr[256];
     snprintf(seen, sizeof(seen), "%lld", (long long)fence);
+    if (look_at_s > 0)
+        snprintf(score, sizeof(score), "%lld",
+                 (long long)(look_at_s + sweep->ctx->conf->token_refresh_ahead_s));
     const char *keys[] = {PW_KEY_TOKEN_EXPIRY, k_token.s};
-    const char *args[] = {account_id, seen};
-    redisReply *reply = pw_redis_eval(sweep->ctx->redis, &pw_unindex_script, 2, keys, 2, args,
+    const char *args[] = {account_id, seen, score};
+    redisReply *reply = pw_redis_eval(sweep->ctx->redis, &pw_reindex_script, 2, keys, 3, args,
                                       errstr, sizeof(errstr));
     if (reply)
         freeReplyObject(reply);
@@ -56,17 +67,37 @@ static void pw_sweep_expiring_alert(pw_sweep_t *sweep, const pw_token_t *token, 
     pw_output_alert(sweep->ctx, NULL, "token_expiring", token->account_id, NULL, message, 0);
 }
 
+/* A stored record the key ring cannot open: only a token put (or the old
+ * key back in the ring) helps, so the account is marked and alerted once. */
+static void pw_sweep_unreadable(pw_sweep_t *sweep, const char *account_id, const char *why)
+{
+    int64_t fence = 0;
+    char errstr[256];
+    if (pw_token_store_get_fence(sweep->ctx->tokens, account_id, &fence, errstr, sizeof(errstr)) !=
+        PW_TS_OK)
+        return;
+    pw_api_error_t err;
+    pw_api_error_make(&err, PW_EP_REFRESH, PW_EC_AUTH, PW_AUTH_INVALID_TOKEN, false, -1,
+                      "account has no usable token: %s", why);
+    pw_log_error("account has no usable token: reconnect it with token put",
+                 PW_F_STR("account_id", account_id), PW_F_STR("error", why));
+    pw_accounts_mark(sweep->ctx, NULL, account_id, fence, &err);
+    pw_sweep_reindex(sweep, account_id, fence, 0);
+}
+
 /* Reads the account's token and whether it is active; false when there is
  * nothing to refresh now (gone, unreadable, or Redis is away). */
 static bool pw_sweep_read(pw_sweep_t *sweep, const char *account_id, pw_token_t **token,
                           bool *active)
 {
-    char errstr[512];
+    char errstr[400];
     char *status = NULL;
     pw_ts_status_t st =
         pw_token_store_get(sweep->ctx->tokens, account_id, token, errstr, sizeof(errstr));
     if (st == PW_TS_NOT_FOUND)
-        pw_sweep_unindex(sweep, account_id, 0);
+        pw_sweep_reindex(sweep, account_id, 0, 0);
+    if (st == PW_TS_UNREADABLE)
+        pw_sweep_unreadable(sweep, account_id, errstr);
     if (st != PW_TS_OK || pw_token_store_get_status(sweep->ctx->tokens, account_id, &status, errstr,
                                                     sizeof(errstr)) != PW_TS_OK) {
         pw_token_destroy(*token);
@@ -76,6 +107,32 @@ static bool pw_sweep_read(pw_sweep_t *sweep, const char *account_id, pw_token_t 
     *active = !status || strcmp(status, "active") == 0;
     free(status);
     return true;
+}
+
+/* A token that can never be refreshed (expired, threads method): an idle
+ * account must hear of it before its next post parks. */
+static void pw_sweep_expired(pw_sweep_t *sweep, const pw_token_t *token)
+{
+    pw_api_error_t err;
+    pw_api_error_make(&err, PW_EP_REFRESH, PW_EC_AUTH, PW_AUTH_EXPIRED, false, -1,
+                      "token expired and can no longer be refreshed");
+    pw_accounts_mark(sweep->ctx, NULL, token->account_id, token->fence, &err);
+    pw_sweep_reindex(sweep, token->account_id, token->fence, 0);
+}
+
+/* Refreshes a due token; a failure that may mend looks again later. */
+static void pw_sweep_refresh(pw_sweep_t *sweep, pw_token_t **token)
+{
+    const char *account_id = (*token)->account_id;
+    int64_t fence = (*token)->fence;
+    pw_api_error_t err;
+    pw_rf_status_t rf = pw_publish_refresh(sweep->ctx, sweep->http, NULL, token, false, &err);
+    if (rf == PW_RF_TERMINAL)
+        pw_accounts_mark(sweep->ctx, NULL, account_id, fence, &err);
+    if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
+        pw_sweep_expiring_alert(sweep, *token, "its refresh failed");
+    if (rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
+        pw_sweep_reindex(sweep, account_id, fence, pw_now_ms() / 1000 + PW_SWEEP_RETRY_S);
 }
 
 /* One account from the expiry index. */
@@ -88,21 +145,24 @@ static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
         return;
     int64_t now_s = pw_now_ms() / 1000;
     bool expired = now_s >= token->expires_at;
-    if (!active || !pw_token_refresh_allowed(token, now_s)) {
-        /* Not refreshable (yet): warn while there is time to reconnect by hand. */
-        if (active)
-            pw_sweep_expiring_alert(sweep, token,
-                                    expired ? "has expired"
-                                            : "cannot be refreshed before it is 24 hours old");
-        if (!active || expired) /* only a token put helps now */
-            pw_sweep_unindex(sweep, account_id, token->fence);
+    if (!active) {
+        pw_sweep_reindex(sweep, account_id, token->fence, 0); /* only a token put helps */
+    } else if (expired && !pw_token_refresh_allowed(token, now_s)) {
+        pw_sweep_expired(sweep, token);
+    } else if (!pw_token_refresh_allowed(token, now_s)) {
+        /* Too young to refresh: warn while there is time to reconnect by
+         * hand, and look again once it may be refreshed. */
+        pw_sweep_expiring_alert(sweep, token, "cannot be refreshed before it is 24 hours old");
+        pw_sweep_reindex(sweep, account_id, token->fence, token->issued_at + PW_THREADS_MIN_AGE_S);
     } else if (pw_token_refresh_due(token, ctx->conf->token_refresh_ahead_s, now_s)) {
-        pw_api_error_t err;
-        pw_rf_status_t rf = pw_publish_refresh(ctx, sweep->http, NULL, &token, false, &err);
-        if (rf == PW_RF_TERMINAL)
-            pw_accounts_mark(ctx, NULL, account_id, token->fence, &err);
-        if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
-            pw_sweep_expiring_alert(sweep, token, "its refresh failed");
+        pw_sweep_refresh(sweep, &token);
+    } else {
+        /* Indexed by expiry but due later (half its lifetime comes first):
+         * look again then, not at every pass. */
+        int64_t lifetime = token->expires_at - token->issued_at;
+        int64_t ahead = ctx->conf->token_refresh_ahead_s;
+        pw_sweep_reindex(sweep, account_id, token->fence,
+                         token->expires_at - (lifetime / 2 < ahead ? lifetime / 2 : ahead));
     }
     pw_token_destroy(token);
 }
@@ -129,7 +189,7 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
     const char *zargv[] = {"ZRANGEBYSCORE", PW_KEY_TOKEN_EXPIRY, "-inf", horizon, "LIMIT", "0",
                            PW_SWEEP_BATCH};
     redisReply *due = pw_sweep_list(sweep, 7, zargv);
-    for (size_t i = 0; due && i < due->elements && !pw_ctx_stopping(sweep->ctx); i++)
+    for (size_t i = 0; due && i < due->elements && !pw_ctx_draining(sweep->ctx); i++)
         pw_sweep_account(sweep, due->element[i]->str);
     if (due)
         freeReplyObject(due);
@@ -137,7 +197,7 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
     /* pw_accounts_replay() replays only active accounts with parked posts. */
     const char *sargv[] = {"SMEMBERS", PW_KEY_PARKED_ACCOUNTS};
     redisReply *parked = pw_sweep_list(sweep, 2, sargv);
-    for (size_t i = 0; parked && i < parked->elements && !pw_ctx_stopping(sweep->ctx); i++)
+    for (size_t i = 0; parked && i < parked->elements && !pw_ctx_draining(sweep->ctx); i++)
         pw_accounts_replay(sweep->ctx, sweep->http, NULL, parked->element[i]->str);
     if (parked)
         freeReplyObject(parked);

@@ -1,0 +1,120 @@
+"""The account side under faults: replays that stop at shutdown, give up on a
+post that always fails, and accounts that can never succeed are marked and
+alerted instead of retried in silence. Black box against the real servers."""
+import time
+
+import pytest
+
+from harness import consume_json, produce_many, wait_until
+from posts import ALERT_SCHEMA, connect_account, published_texts, request, results_by_post
+
+
+def results(kafka_bootstrap, topics, n, timeout=30):
+    return consume_json(kafka_bootstrap, topics["results"], n, timeout)
+
+
+def alerts(kafka_bootstrap, topics, timeout=4):
+    out = [a for _, a in consume_json(kafka_bootstrap, topics["alerts"], 100, timeout)]
+    for a in out:
+        ALERT_SCHEMA.validate(a)
+    return out
+
+
+def account_events(kafka_bootstrap, topics, timeout=4):
+    return [e for _, e in consume_json(kafka_bootstrap, topics["account_events"], 100, timeout)]
+
+
+def park_posts(kafka_bootstrap, topics, run_cli, env, fake, workers, account, n):
+    """Connects account, revokes its token and produces n posts: all parked.
+    Returns (worker, user_id, requests)."""
+    user, _ = connect_account(run_cli, env, fake, account)
+    fake.revoke(user_id=user)
+    reqs = [request(account, post_id=f"{account}-{i}", text=f"{account} {i}") for i in range(n)]
+    produce_many(kafka_bootstrap, topics["requests"], [(account, r) for r in reqs])
+    w = workers.start(env)
+    parked = wait_until(lambda: len(got := results(kafka_bootstrap, topics, n, 2)) == n and got,
+                        timeout=30)
+    assert {r["status"] for _, r in parked} == {"parked"}
+    return w, user, reqs
+
+
+@pytest.mark.partitions(1)
+def test_sigterm_during_a_replay_stops_between_posts(worker_env, workers, fake, run_cli, topics,
+                                                     kafka_bootstrap, rds):
+    env = worker_env(SHUTDOWN_TIMEOUT_S="20", TOKEN_SWEEP_INTERVAL_S="3600")
+    w, user, reqs = park_posts(kafka_bootstrap, topics, run_cli, env, fake, workers, "acct-rp", 20)
+    fake.settings(latency_ms=300)
+    connect_account(run_cli, env, fake, "acct-rp", user_id=user)  # token put: replay starts
+    wait_until(lambda: len(published_texts(fake, user)) >= 2, timeout=30)
+    started = time.monotonic()
+    assert w.stop() == 0
+    took = time.monotonic() - started
+    assert took < 6, f"shutdown waited {took:.1f}s for the replay"
+    left = rds.llen("pw:{acct-rp}:parked")
+    assert 0 < left < 20
+    fake.settings(latency_ms=0)
+    w2 = workers.start(worker_env(TOKEN_SWEEP_INTERVAL_S="1"))
+    wait_until(lambda: len(published_texts(fake, user)) == 20, timeout=60)
+    assert published_texts(fake, user) == [r["post"]["text"] for r in reqs]  # once, in order
+    by_post = results_by_post(results(kafka_bootstrap, topics, 40))
+    assert all([r["status"] for r in by_post[r_["post_id"]]] == ["parked", "published"]
+               for r_ in reqs), by_post
+    assert rds.llen("pw:{acct-rp}:parked") == 0
+    assert w2.stop() == 0
+
+
+@pytest.mark.partitions(1)
+def test_a_parked_post_that_always_fails_is_answered_failed_in_the_end(worker_env, workers, fake,
+                                                                       run_cli, topics,
+                                                                       kafka_bootstrap, rds):
+    env = worker_env(PUBLISH_MAX_ATTEMPTS="2", TOKEN_SWEEP_INTERVAL_S="1")
+    w, user, reqs = park_posts(kafka_bootstrap, topics, run_cli, env, fake, workers, "acct-gu", 3)
+    fake.fail("threads", 500, 1, count=1000, user_id=user)  # every try fails, transiently
+    connect_account(run_cli, env, fake, "acct-gu", user_id=user)
+    wait_until(lambda: len(results(kafka_bootstrap, topics, 6, 2)) == 6, timeout=60,
+               message=lambda: f"parked posts never answered a second time:\n{w.tail()}")
+    by_post = results_by_post(results(kafka_bootstrap, topics, 6))
+    for r in reqs:
+        statuses = [x["status"] for x in by_post[r["post_id"]]]
+        assert statuses == ["parked", "failed"], statuses
+        assert by_post[r["post_id"]][1]["error"]["class"] == "transient"
+    assert rds.llen("pw:{acct-gu}:parked") == 0  # later posts were not held behind the first
+    fake.clear_failures()
+    assert w.stop() == 0
+
+
+def test_a_token_the_key_ring_cannot_open_marks_the_account_and_alerts_once(
+        worker_env, workers, fake, run_cli, topics, kafka_bootstrap, keyring, rds):
+    old, new = keyring.new_key("k-old"), keyring.new_key("k-new")
+    put_env = worker_env(keys=[old])
+    connect_account(run_cli, put_env, fake, "acct-lost-key")
+    reqs = [request("acct-lost-key", post_id=f"lk-{i}") for i in range(3)]
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-lost-key", r) for r in reqs])
+    w = workers.start(worker_env(keys=[new], TOKEN_SWEEP_INTERVAL_S="1"))  # k-old is gone
+    got = wait_until(lambda: len(r := results(kafka_bootstrap, topics, 3, 2)) == 3 and r,
+                     timeout=30)
+    assert {r["status"] for _, r in got} == {"parked"}
+    assert rds.hget("pw:{acct-lost-key}:account", "status") == b"reconnect_required"
+    time.sleep(3)  # a few sweeps: still one alert
+    kinds = [a["kind"] for a in alerts(kafka_bootstrap, topics)]
+    assert kinds.count("reconnect_required") == 1, kinds
+    assert [e["type"] for e in account_events(kafka_bootstrap, topics)].count(
+        "reconnect_required") == 1
+    assert w.stop() == 0
+
+
+def test_an_idle_account_whose_token_expired_is_marked_by_the_sweep(worker_env, workers, fake,
+                                                                    run_cli, topics,
+                                                                    kafka_bootstrap, rds):
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S="1")
+    now = int(time.time())
+    # A threads token that expired a day ago: it can never be refreshed.
+    connect_account(run_cli, env, fake, "acct-idle", issued_at=now - 3 * 86400,
+                    expires_in=2 * 86400)
+    w = workers.start(env)
+    wait_until(lambda: rds.hget("pw:{acct-idle}:account", "status") == b"reconnect_required",
+               timeout=20, message=lambda: f"idle expired account not marked:\n{w.tail()}")
+    critical = [a for a in alerts(kafka_bootstrap, topics) if a["kind"] == "reconnect_required"]
+    assert len(critical) == 1 and critical[0]["severity"] == "critical", critical
+    assert rds.zscore("pw:token_expiry", "acct-idle") is None  # out of the sweep's way
+    assert w.stop() == 0
