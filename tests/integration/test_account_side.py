@@ -118,3 +118,26 @@ def test_an_idle_account_whose_token_expired_is_marked_by_the_sweep(worker_env, 
     assert len(critical) == 1 and critical[0]["severity"] == "critical", critical
     assert rds.zscore("pw:token_expiry", "acct-idle") is None  # out of the sweep's way
     assert w.stop() == 0
+
+
+@pytest.mark.partitions(1)
+def test_a_full_parked_list_answers_failed_and_keeps_what_it_holds(worker_env, workers, fake,
+                                                                   run_cli, topics,
+                                                                   kafka_bootstrap, rds):
+    env = worker_env(PARKED_MAX_PER_ACCOUNT="3")
+    w, user, reqs = park_posts(kafka_bootstrap, topics, run_cli, env, fake, workers, "acct-cap", 3)
+    extra = [request("acct-cap", post_id=f"cap-extra-{i}") for i in range(2)]
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-cap", r) for r in extra])
+    got = wait_until(lambda: len(r := results(kafka_bootstrap, topics, 5, 2)) == 5 and r,
+                     timeout=30)
+    by_post = results_by_post(got)
+    for r in extra:
+        (answer,) = by_post[r["post_id"]]
+        assert answer["status"] == "failed" and answer["error"]["class"] == "auth"
+        assert "PARKED_MAX_PER_ACCOUNT" in answer["error"]["message"]
+    assert rds.llen("pw:{acct-cap}:parked") == 3
+    # A redelivered parked post is not parked twice (O(1) check, no LPOS).
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-cap", reqs[0])])
+    wait_until(lambda: len(results(kafka_bootstrap, topics, 6, 2)) == 6, timeout=30)
+    assert rds.llen("pw:{acct-cap}:parked") == 3
+    assert w.stop() == 0
