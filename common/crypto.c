@@ -220,7 +220,7 @@ static int pw_crypto_gcm(int enc, const unsigned char *key, const unsigned char 
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ctx)
-        abort();
+        pw_abort("EVP_CIPHER_CTX_new failed: out of memory");
     int len, ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) &&
                   EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, PW_NONCE_LEN, NULL) &&
                   EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) &&
@@ -243,11 +243,11 @@ char *pw_crypto_seal(const pw_keyring_t *ring, const pw_secret_t *plaintext, con
     size_t blob_len = PW_NONCE_LEN + pt_len + PW_TAG_LEN;
     unsigned char *blob = pw_malloc(blob_len + 16);
     if (RAND_bytes(blob, PW_NONCE_LEN) != 1)
-        abort(); /* no randomness: sealing must not go on with a reused nonce */
+        pw_abort("no randomness: sealing must not go on with a reused nonce");
     char *aad = pw_crypto_aad(key->id, context);
     if (pw_crypto_gcm(1, key->bytes, blob, aad, (const unsigned char *)pw_secret_reveal(plaintext),
                       pt_len, blob + PW_NONCE_LEN, blob + PW_NONCE_LEN + pt_len) == -1)
-        abort(); /* AES-GCM encryption cannot fail with valid parameters */
+        pw_abort("AES-GCM encryption cannot fail with valid parameters");
     char *b64 = pw_base64_encode(blob, blob_len);
     char *sealed = pw_asprintf("%s:%s", key->id, b64);
     free(aad);

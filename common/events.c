@@ -14,7 +14,7 @@ static char *pw_event_print(cJSON *obj)
     char *text = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!text)
-        abort(); /* cJSON fails only on allocation */
+        pw_abort("cJSON could not print an event: out of memory");
     return text;
 }
 
@@ -88,7 +88,7 @@ char *pw_event_alert_new(const pw_alert_t *a)
 {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
-        abort();
+        pw_abort("RAND_bytes failed: no randomness for an alert id");
     raw[6] = (raw[6] & 0x0F) | 0x40; /* UUID version 4 */
     raw[8] = (raw[8] & 0x3F) | 0x80;
     char id[40];

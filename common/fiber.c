@@ -71,7 +71,25 @@ struct pw_loop_s {
     pw_loop_watch_t **watch_by_fd;
     int watch_cap;
     pw_exit_hook_t *exit_hooks;
+    atomic_int_least64_t last_turn_ms; /* read by other threads (liveness) */
 };
+
+static atomic_bool pw_waits_cancelled_flag;
+
+void pw_waits_cancel(void)
+{
+    atomic_store(&pw_waits_cancelled_flag, true);
+}
+
+bool pw_waits_cancelled(void)
+{
+    return atomic_load(&pw_waits_cancelled_flag);
+}
+
+int64_t pw_loop_idle_ms(const pw_loop_t *loop)
+{
+    return pw_mono_ms() - atomic_load(&loop->last_turn_ms);
+}
 
 static _Thread_local pw_loop_t *pw_loop_this_thread;
 
@@ -171,12 +189,12 @@ void pw_fiber_spawn(pw_loop_t *loop, size_t stack_size, void (*fn)(void *arg), v
     f->mapping = mmap(NULL, f->mapping_size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (f->mapping == MAP_FAILED || mprotect(f->mapping, (size_t)page, PROT_NONE) == -1)
-        abort();
+        pw_abort("cannot map a fiber stack (mmap/mprotect): out of memory or vm.max_map_count");
     f->loop = loop;
     f->fn = fn;
     f->arg = arg;
     if (getcontext(&f->ctx) == -1)
-        abort();
+        pw_abort("getcontext failed for a new fiber");
     f->ctx.uc_stack.ss_sp = (char *)f->mapping + page;
     f->ctx.uc_stack.ss_size = stack_size;
     f->ctx.uc_link = NULL;
@@ -212,7 +230,7 @@ void pw_loop_watch_set(pw_loop_t *loop, pw_loop_watch_t *w, uint32_t events)
          * came back; take it over. */
         if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) == -1 &&
             (errno != EEXIST || epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) == -1))
-            abort(); /* a bad fd or out of memory: a bug */
+            pw_abort("epoll_ctl ADD failed: a bad fd or out of memory (a bug)");
         loop->watch_by_fd[w->fd] = w;
     } else if (events == 0) {
         /* The fd may already be closed (EBADF), which removed it too. */
@@ -221,7 +239,7 @@ void pw_loop_watch_set(pw_loop_t *loop, pw_loop_watch_t *w, uint32_t events)
             loop->watch_by_fd[w->fd] = NULL;
     } else if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) == -1 &&
                (errno != ENOENT || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) == -1)) {
-        abort(); /* ENOENT: closed and reopened under the same number */
+        pw_abort("epoll_ctl MOD failed: a bad fd or out of memory (a bug)");
     }
     w->events = events;
 }
@@ -357,7 +375,9 @@ static void *pw_loop_thread(void *arg)
     pw_loop_this_thread = loop;
     struct epoll_event events[64];
     for (;;) {
+        atomic_store(&loop->last_turn_ms, pw_mono_ms());
         pw_loop_run_fibers(loop);
+        atomic_store(&loop->last_turn_ms, pw_mono_ms()); /* the fibers let go */
         pthread_mutex_lock(&loop->lock);
         bool runnable = loop->run_head != NULL;
         if (!runnable && loop->joining && loop->fibers == 0) {
@@ -395,16 +415,17 @@ pw_loop_t *pw_loop_start(int index)
 {
     pw_loop_t *loop = pw_calloc(1, sizeof(*loop));
     loop->index = index;
+    atomic_init(&loop->last_turn_ms, pw_mono_ms());
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (loop->epfd == -1 || loop->wakefd == -1)
-        abort();
+        pw_abort("epoll_create1 or eventfd failed: out of file descriptors?");
     pthread_mutex_init(&loop->lock, NULL);
     loop->wake_watch =
         (pw_loop_watch_t){.fd = loop->wakefd, .on_ready = pw_loop_on_wakefd, .arg = loop};
     pw_loop_watch_set(loop, &loop->wake_watch, EPOLLIN);
     if (pthread_create(&loop->thread, NULL, pw_loop_thread, loop) != 0)
-        abort();
+        pw_abort("cannot start a loop thread (pthread_create)");
     return loop;
 }
 

@@ -74,6 +74,17 @@ void pw_fiber_wait(void);
  *  @locality any thread */
 void pw_fiber_wake(pw_fiber_t *fiber);
 
+/** @brief Milliseconds since the loop last went round (it goes round at
+ *  least once a second, idle or not): a loop stuck in one fiber shows here.
+ *  @locality any thread */
+int64_t pw_loop_idle_ms(const pw_loop_t *loop);
+
+/** @brief From now on, waits that can be given up give up: HTTP transfers
+ *  abort, refresh waits return. Shutdown calls it once its deadline passed.
+ *  @locality any thread */
+void pw_waits_cancel(void);
+bool pw_waits_cancelled(void);
+
 /** @brief Sleeps ms milliseconds: a fiber waits on its loop, any other
  *  thread blocks. */
 void pw_sleep_ms(long ms);

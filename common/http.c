@@ -20,7 +20,7 @@ pw_http_t *pw_http_new(long connect_timeout_ms, long timeout_ms)
     pw_http_t *http = pw_calloc(1, sizeof(*http));
     http->curl = curl_easy_init();
     if (!http->curl)
-        abort(); /* fails only on allocation */
+        pw_abort("curl_easy_init failed: out of memory");
     http->connect_timeout_ms = connect_timeout_ms;
     http->timeout_ms = timeout_ms;
     return http;
@@ -78,7 +78,7 @@ static char *pw_http_encode(CURL *curl, const pw_http_param_t *params, size_t co
             continue;
         char *value = curl_easy_escape(curl, params[i].value, 0);
         if (!value)
-            abort();
+            pw_abort("curl_easy_escape failed: out of memory");
         size_t need = len + strlen(params[i].name) + strlen(value) + 3;
         if (need > cap) {
             cap = need * 2;
@@ -205,7 +205,7 @@ static pw_http_loop_t *pw_http_loop_get(void)
     hl->loop = pw_loop_current();
     hl->multi = curl_multi_init();
     if (!hl->multi)
-        abort(); /* fails only on allocation */
+        pw_abort("curl_multi_init failed: out of memory");
     hl->timer = (pw_loop_timer_t){.on_expiry = pw_http_on_timer, .arg = hl};
     curl_multi_setopt(hl->multi, CURLMOPT_SOCKETFUNCTION, pw_http_on_socket);
     curl_multi_setopt(hl->multi, CURLMOPT_SOCKETDATA, hl);
@@ -243,6 +243,17 @@ static void pw_http_failed(CURLcode rc, const char *errbuf, pw_http_response_t *
                  errbuf[0] ? ": " : "", errbuf);
 }
 
+static int pw_http_on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                               curl_off_t ulnow)
+{
+    (void)arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return pw_waits_cancelled(); /* non-zero aborts with CURLE_ABORTED_BY_CALLBACK */
+}
+
 static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
 {
     CURL *curl = http->curl;
@@ -258,6 +269,10 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PW_HTTP_MAX_BODY);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "publish-worker/" PW_VERSION);
+    /* Called at least once a second: a shutdown past its deadline ends a
+     * transfer that would otherwise run to HTTP_TIMEOUT_MS. */
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, pw_http_on_progress);
     pw_fiber_t *fiber = pw_fiber_current();
     CURLcode rc = fiber ? pw_http_perform_on_loop(curl, fiber) : curl_easy_perform(curl);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);

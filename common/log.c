@@ -70,7 +70,7 @@ void pw_log_write(pw_log_level_t level, const char *msg, const pw_log_field_t *f
     }
     char *text = cJSON_PrintUnformatted(line);
     if (!text)
-        abort(); /* cJSON fails only on allocation */
+        pw_abort("cJSON could not print a log line: out of memory");
     /* One locked write keeps lines whole when threads log at once. */
     FILE *out = pw_log_stream ? pw_log_stream : stdout;
     flockfile(out);

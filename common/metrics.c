@@ -24,6 +24,8 @@ struct pw_metrics_server_s {
     _Atomic(const char *) redis_problem;
     atomic_bool group_joined;
     atomic_bool delivery_ok;
+    int64_t (*_Atomic loops_idle_ms)(void *arg);
+    void *_Atomic loops_arg;
 };
 
 static enum MHD_Result pw_metrics_reply(struct MHD_Connection *conn, unsigned status,
@@ -40,14 +42,15 @@ static enum MHD_Result pw_metrics_reply(struct MHD_Connection *conn, unsigned st
 static enum MHD_Result pw_metrics_health(pw_metrics_server_t *server, struct MHD_Connection *conn)
 {
     int64_t idle_ms = pw_mono_ms() - atomic_load(&server->last_turn_mono_ms);
-    char body[128];
-    if (idle_ms > server->stall_ms) {
-        snprintf(body, sizeof(body), "{\"status\":\"stalled\",\"loop_idle_ms\":%lld}\n",
-                 (long long)idle_ms);
-        return pw_metrics_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body);
-    }
-    snprintf(body, sizeof(body), "{\"status\":\"ok\",\"loop_idle_ms\":%lld}\n", (long long)idle_ms);
-    return pw_metrics_reply(conn, MHD_HTTP_OK, "application/json", body);
+    int64_t (*loops_idle)(void *) = atomic_load(&server->loops_idle_ms);
+    int64_t workers_idle_ms = loops_idle ? loops_idle(atomic_load(&server->loops_arg)) : 0;
+    bool stalled = idle_ms > server->stall_ms || workers_idle_ms > server->stall_ms;
+    char body[160];
+    snprintf(body, sizeof(body),
+             "{\"status\":\"%s\",\"loop_idle_ms\":%lld,\"worker_loops_idle_ms\":%lld}\n",
+             stalled ? "stalled" : "ok", (long long)idle_ms, (long long)workers_idle_ms);
+    return pw_metrics_reply(conn, stalled ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+                            "application/json", body);
 }
 
 static enum MHD_Result pw_metrics_ready(pw_metrics_server_t *server, struct MHD_Connection *conn)
@@ -161,6 +164,12 @@ void pw_metrics_server_destroy(pw_metrics_server_t *server)
 void pw_metrics_loop_turned(pw_metrics_server_t *server)
 {
     atomic_store(&server->last_turn_mono_ms, pw_mono_ms());
+}
+
+void pw_metrics_watch_loops(pw_metrics_server_t *server, int64_t (*idle_ms)(void *arg), void *arg)
+{
+    atomic_store(&server->loops_arg, arg);
+    atomic_store(&server->loops_idle_ms, idle_ms);
 }
 
 void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok)

@@ -3,8 +3,9 @@
  * DESIGN: the server runs on libmicrohttpd's own thread and reads only
  * atomics that the worker's threads set, so a slow scrape never stalls the
  * consumer loop and a stalled loop is visible to /healthz.
- *   /healthz  liveness: 200 while the main loop has turned within stall_s
- *             (never fails because Kafka or Redis is down)
+ *   /healthz  liveness: 200 while the main loop, and every loop thread
+ *             running posts, has turned within stall_s (never fails because
+ *             Kafka or Redis is down)
  *   /readyz   readiness: 200 when configuration is loaded, Redis passed its
  *             last check (it takes writes and keeps them: redis_health.h),
  *             the consumer has joined its group (whether or not it holds
@@ -29,6 +30,9 @@ void pw_metrics_server_destroy(pw_metrics_server_t *server);
 
 /** @brief The main loop calls this each turn. @locality any thread */
 void pw_metrics_loop_turned(pw_metrics_server_t *server);
+/** @brief /healthz also asks idle_ms(arg) (the longest other loops went
+ *  without turning) and fails past stall_s. @locality before serving */
+void pw_metrics_watch_loops(pw_metrics_server_t *server, int64_t (*idle_ms)(void *arg), void *arg);
 void pw_metrics_set_redis_ok(pw_metrics_server_t *server, bool ok);
 /** @brief What the last Redis check found wrong ("readonly", "evicting"...),
  *  NULL when nothing; /readyz shows it as redis_problem. problem must be a

@@ -7,10 +7,18 @@
 #include <string.h>
 #include <time.h>
 
+void pw_abort(const char *why)
+{
+    /* No allocation here: it may be what failed. why is ours, never input. */
+    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"aborting\",\"reason\":\"%s\"}\n", why);
+    fflush(stderr);
+    abort();
+}
+
 static void pw_oom(size_t size)
 {
     fprintf(stderr, "{\"level\":\"error\",\"msg\":\"out of memory\",\"size\":%zu}\n", size);
-    abort();
+    pw_abort("out of memory");
 }
 
 void *pw_malloc(size_t size)

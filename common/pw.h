@@ -7,6 +7,10 @@
 
 #define PW_MUSTCHECK __attribute__((warn_unused_result))
 #define PW_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+/** @brief Ends the process on a failure nothing can mend (out of memory, a
+ *  broken invariant), saying why on stderr as a JSON line: a pod restarts,
+ *  and its log tells what happened. */
+_Noreturn void pw_abort(const char *why);
 #define PW_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Out of memory aborts: a pod restarts, and call sites stay free of NULL checks. */

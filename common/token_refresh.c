@@ -311,7 +311,7 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
 {
     unsigned char raw[8];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
-        abort();
+        pw_abort("RAND_bytes failed: no randomness for a lock owner");
     char owner[200];
     snprintf(owner, sizeof(owner), "%s/%02x%02x%02x%02x%02x%02x%02x%02x", rf->conf->worker_id,
              raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
@@ -352,7 +352,7 @@ pw_rf_status_t pw_token_refresh(pw_refresher_t *rf, pw_http_t *http, const pw_to
             }
             pw_token_destroy(cur);
         }
-        if (pw_mono_ms() >= deadline) {
+        if (pw_mono_ms() >= deadline || pw_waits_cancelled()) {
             pw_api_error_make(err, "refresh lock", PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1,
                               "timed out waiting for the refresh of another worker");
             return PW_RF_TRANSIENT;

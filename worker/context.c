@@ -40,6 +40,7 @@ bool pw_ctx_draining(pw_ctx_t *ctx)
 void pw_ctx_stop(pw_ctx_t *ctx)
 {
     atomic_store(&ctx->stopping, true);
+    pw_waits_cancel();
 }
 
 bool pw_ctx_stopping(pw_ctx_t *ctx)

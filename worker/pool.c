@@ -172,6 +172,17 @@ int pw_pool_running(pw_pool_t *pool)
     return n;
 }
 
+int64_t pw_pool_loops_idle_ms(pw_pool_t *pool)
+{
+    int64_t idle = 0;
+    for (int i = 0; i < pool->loop_count; i++) {
+        int64_t loop_idle = pw_loop_idle_ms(pool->loops[i]);
+        if (loop_idle > idle)
+            idle = loop_idle;
+    }
+    return idle;
+}
+
 void pw_pool_buffered(pw_pool_t *pool, const char *topic, int32_t partition, int *jobs,
                       size_t *bytes, size_t *total_bytes)
 {

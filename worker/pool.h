@@ -40,6 +40,9 @@ void pw_pool_submit(pw_pool_t *pool, const rd_kafka_message_t *rkm);
 int pw_pool_in_flight(pw_pool_t *pool);
 /** @brief Jobs running on the fibers right now. */
 int pw_pool_running(pw_pool_t *pool);
+/** @brief The longest any loop thread went without going round (liveness:
+ *  a loop wedged in one fiber stalls every post on it). @locality any thread */
+int64_t pw_pool_loops_idle_ms(pw_pool_t *pool);
 /** @brief What a partition buffers (jobs not run yet or running, and their
  *  payload bytes), and the payload bytes of all partitions. */
 void pw_pool_buffered(pw_pool_t *pool, const char *topic, int32_t partition, int *jobs,

@@ -47,6 +47,7 @@ typedef struct pw_worker_s {
     pw_sweep_t *sweep;
     rd_kafka_topic_partition_list_t *paused; /* by back-pressure */
     bool ever_assigned;                      /* the group gave us an assignment (maybe empty) */
+    bool wedged;                             /* posts still ran after their waits were cancelled */
 } pw_worker_t;
 
 /* Messages a partition buffers per post in flight before it pauses. It
@@ -55,6 +56,8 @@ typedef struct pw_worker_s {
  * next fetch round): the rest must keep every fiber busy that long. */
 #define PW_BUFFER_FACTOR 8
 #define PW_BUFFER_MIN 1024
+/* How long posts get to notice their cancelled waits at shutdown. */
+#define PW_CANCEL_GRACE_MS 5000
 
 static volatile sig_atomic_t pw_signals;
 static volatile sig_atomic_t pw_fatal; /* the producer failed for good: exit 1 */
@@ -266,10 +269,19 @@ static void pw_worker_drain(pw_worker_t *w)
         rd_kafka_poll(w->producer, 50);
         pw_delivery_serve(w->delivery, w->producer);
     }
-    /* Whatever still runs gives up now and stays uncommitted. */
+    /* Whatever still runs gives up now and stays uncommitted: its waits are
+     * cancelled, so this takes moments; a post that still runs after that
+     * is wedged, and the worker leaves without it. */
     pw_ctx_stop(w->ctx);
-    while (pw_pool_running(w->pool) > 0)
+    int64_t give_up = pw_mono_ms() + PW_CANCEL_GRACE_MS;
+    while (pw_pool_running(w->pool) > 0 && pw_mono_ms() < give_up)
         rd_kafka_poll(w->producer, 50);
+    if (pw_pool_running(w->pool) > 0) {
+        pw_log_error("posts still running after their waits were cancelled; leaving without them "
+                     "(they are redelivered)",
+                     PW_F_INT("posts", pw_pool_running(w->pool)));
+        w->wedged = true;
+    }
     rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, 10000);
     if (err)
         pw_log_error("producer flush incomplete", PW_F_STR("error", rd_kafka_err2str(err)),
@@ -327,6 +339,17 @@ static int pw_consumer_close_bounded(rd_kafka_t *rk, int timeout_ms)
     return 0;
 }
 
+/* Leaves what a thread we cannot join may still use; the process exits. */
+static void pw_worker_leave_in_use(pw_worker_t *w)
+{
+    w->producer = NULL;
+    w->delivery = NULL;
+    w->pool = NULL;
+    w->ctx = NULL;
+    w->tokens = NULL;
+    w->redis = NULL;
+}
+
 static void pw_worker_close(pw_worker_t *w)
 {
     /* Drain first: it stops new posts before it tells long waits to give up,
@@ -348,14 +371,11 @@ static void pw_worker_close(pw_worker_t *w)
             /* The close thread may still be revoking: leave what it uses,
              * and what the pool's fibers may still be using. */
             pw_log_warn("consumer close timed out; leaving without a clean group exit");
-            w->producer = NULL;
-            w->delivery = NULL;
-            w->pool = NULL;
-            w->ctx = NULL;
-            w->tokens = NULL;
-            w->redis = NULL;
+            pw_worker_leave_in_use(w);
         }
     }
+    if (w->wedged)
+        pw_worker_leave_in_use(w);
     if (w->producer) {
         rd_kafka_resp_err_t err = rd_kafka_flush(w->producer, 10000);
         if (err)
@@ -363,16 +383,21 @@ static void pw_worker_close(pw_worker_t *w)
                          PW_F_INT("queued", rd_kafka_outq_len(w->producer)));
         rd_kafka_destroy(w->producer);
     }
-    pw_delivery_destroy(w->delivery); /* what still waits for a retry stays uncommitted */
+    pw_metrics_server_destroy(w->metrics); /* first: /healthz reads the pool's loops */
+    pw_delivery_destroy(w->delivery);      /* what still waits for a retry stays uncommitted */
     pw_pool_destroy(w->pool);
     pw_ctx_destroy(w->ctx);
     pw_token_store_destroy(w->tokens);
-    pw_metrics_server_destroy(w->metrics);
     pw_redis_destroy(w->redis);
     pw_keyring_destroy(w->ring);
     pw_config_destroy(w->conf);
     if (w->paused)
         rd_kafka_topic_partition_list_destroy(w->paused);
+}
+
+static int64_t pw_worker_loops_idle(void *pool)
+{
+    return pw_pool_loops_idle_ms(pool);
 }
 
 /* Builds the worker; returns the exit code to give up with, or 0. */
@@ -397,6 +422,7 @@ static int pw_worker_open(pw_worker_t *w)
     }
     w->pool = pw_pool_new((int)conf->worker_concurrency);
     w->delivery = pw_delivery_new(w->pool, w->metrics);
+    pw_metrics_watch_loops(w->metrics, pw_worker_loops_idle, w->pool);
     if (!(w->producer = pw_kafka_producer_new(conf, pw_delivery_report, w->delivery, errstr,
                                               sizeof(errstr))) ||
         !(w->consumer = pw_kafka_consumer_new(conf, pw_rebalance_cb, w, errstr, sizeof(errstr)))) {

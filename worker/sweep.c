@@ -222,7 +222,7 @@ pw_sweep_t *pw_sweep_new(pw_ctx_t *ctx)
     sweep->ctx = ctx;
     sweep->http = pw_http_new(ctx->conf->http_connect_timeout_ms, ctx->conf->http_timeout_ms);
     if (pthread_create(&sweep->thread, NULL, pw_sweep_thread, sweep) != 0)
-        abort();
+        pw_abort("cannot start the sweep thread (pthread_create)");
     return sweep;
 }
 

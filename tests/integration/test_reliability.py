@@ -153,3 +153,27 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_to_fit(worker_env, workers
                                         topics["requests"]) == 1, timeout=15)
     assert w.readyz() == 200
     assert w.stop() == 0
+
+
+@pytest.mark.partitions(1)
+def test_shutdown_cancels_a_hung_api_call(worker_env, workers, fake, run_cli, topics,
+                                          kafka_bootstrap):
+    """SHUTDOWN_TIMEOUT_S bounds shutdown even when a call would run to
+    HTTP_TIMEOUT_MS: the wait is cancelled, the post stays uncommitted and a
+    restart publishes it once."""
+    env = worker_env(HTTP_TIMEOUT_MS="60000", SHUTDOWN_TIMEOUT_S="2")
+    user, _ = connect_account(run_cli, env, fake, "acct-hang")
+    fake.fail("threads", kind="hang", hang_ms=60000, count=1, user_id=user)
+    produce_many(kafka_bootstrap, topics["requests"],
+                 [("acct-hang", request("acct-hang", post_id="hang-1", text="hung"))])
+    w = workers.start(env)
+    wait_until(lambda: fake.stats().get("injected_failures", {}).get("hang", 0) >= 1, timeout=30)
+    started = time.monotonic()
+    assert w.stop(timeout=25) == 0
+    took = time.monotonic() - started
+    assert took < 10, f"shutdown took {took:.1f}s"
+    w2 = workers.start(worker_env())
+    wait_until(lambda: published_texts(fake, user) == ["hung"], timeout=30)
+    time.sleep(1)
+    assert published_texts(fake, user) == ["hung"]
+    assert w2.stop() == 0

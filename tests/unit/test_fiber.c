@@ -20,6 +20,36 @@
 #include "fiber.h"
 #include "redis.h"
 
+/* ---- liveness and cancellation ---- */
+
+static void blocks_its_loop(void *arg)
+{
+    atomic_int *state = arg;
+    atomic_store(state, 1);
+    usleep(1500 * 1000); /* a real block: the loop cannot go round */
+    atomic_store(state, 2);
+}
+
+static void test_a_wedged_loop_shows_in_its_idle_time(void **state)
+{
+    (void)state;
+    atomic_int progress = 0;
+    pw_loop_t *loop = pw_loop_start(0);
+    assert_true(pw_loop_idle_ms(loop) < 1000);
+    pw_fiber_spawn(loop, 64 * 1024, blocks_its_loop, &progress);
+    while (atomic_load(&progress) == 0)
+        usleep(1000);
+    usleep(1200 * 1000);
+    int64_t wedged_ms = pw_loop_idle_ms(loop);
+    while (atomic_load(&progress) != 2)
+        usleep(1000);
+    usleep(100 * 1000);
+    int64_t after_ms = pw_loop_idle_ms(loop);
+    pw_loop_join(loop);
+    assert_true(wedged_ms >= 1000);
+    assert_true(after_ms < 1000); /* idle loops still go round once a second */
+}
+
 /* ---- sleeping and ordering ---- */
 
 typedef struct {
@@ -437,6 +467,7 @@ static void test_redis_auth_as_a_user_and_a_wrong_password_never_echoed(void **s
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_wedged_loop_shows_in_its_idle_time),
         cmocka_unit_test(test_sleeping_fibers_wake_in_deadline_order),
         cmocka_unit_test(test_wake_from_another_thread),
         cmocka_unit_test(test_watch_wakes_a_fiber_when_readable),
