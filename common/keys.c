@@ -79,6 +79,14 @@ pw_key_t pw_key_alert(const char *account_id, const char *kind)
     return pw_key_build(account_id, "alert", kind);
 }
 
+pw_key_t pw_key_probe(const char *worker_id)
+{
+    char hashed[7 + 2 * SHA256_DIGEST_LENGTH + 1];
+    pw_key_t key;
+    snprintf(key.s, sizeof(key.s), "pw:probe:%s", pw_key_part(worker_id, hashed));
+    return key;
+}
+
 pw_key_t pw_key_authfail(const char *account_id)
 {
     return pw_key_build(account_id, "authfail", NULL);

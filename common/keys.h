@@ -18,6 +18,9 @@
  *   pw:{ACCT}:authfail      string auth failures in the window
  *   pw:token_expiry         zset   account -> token expiry (unix s)
  *   pw:parked_accounts      set    accounts with parked posts
+ *   pw:alert_pending        set    marked accounts whose alert is not known
+ *                                  to be in Kafka yet (the sweep repairs)
+ *   pw:probe:WORKER_ID      string readiness write (redis_health.h), 10 s
  * A key is never truncated: ids are bounded by validation (128 characters,
  * so at most 512 bytes of UTF-8), and a part longer than that is replaced by
  * its SHA-256 rather than cut, so two ids can never share a key. */
@@ -36,6 +39,7 @@ typedef struct pw_key_s {
 
 #define PW_KEY_TOKEN_EXPIRY "pw:token_expiry"
 #define PW_KEY_PARKED_ACCOUNTS "pw:parked_accounts"
+#define PW_KEY_ALERT_PENDING "pw:alert_pending"
 
 pw_key_t pw_key_token(const char *account_id);
 pw_key_t pw_key_fence(const char *account_id);
@@ -48,5 +52,7 @@ pw_key_t pw_key_replay_lock(const char *account_id);
 pw_key_t pw_key_post(const char *account_id, const char *post_id);
 pw_key_t pw_key_alert(const char *account_id, const char *kind);
 pw_key_t pw_key_authfail(const char *account_id);
+/** @brief The readiness probe's key of one worker. */
+pw_key_t pw_key_probe(const char *worker_id);
 
 #endif

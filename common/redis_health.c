@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -135,9 +136,8 @@ static const char *pw_redis_health_policy(pw_redis_health_t *health, pw_redis_t 
 static const char *pw_redis_health_probe(pw_redis_t *redis, const char *worker_id, char *errstr,
                                          size_t errstr_size)
 {
-    char key[300];
-    snprintf(key, sizeof(key), PW_REDIS_PROBE_KEY_PREFIX "%s", worker_id);
-    const char *argv[] = {"SET", key, "1", "PX", PW_REDIS_PROBE_TTL_MS};
+    pw_key_t key = pw_key_probe(worker_id);
+    const char *argv[] = {"SET", key.s, "1", "PX", PW_REDIS_PROBE_TTL_MS};
     redisReply *reply = pw_redis_command_reply(redis, errstr, errstr_size, 5, argv);
     if (!reply)
         return "unreachable";

@@ -30,8 +30,6 @@
 #include "pw.h"
 #include "redis.h"
 
-#define PW_REDIS_PROBE_KEY_PREFIX "pw:probe:"
-
 typedef struct pw_redis_memory_s {
     char policy[32];     /* maxmemory_policy; "" when INFO did not say */
     long long maxmemory; /* bytes, 0 for no limit; -1 when INFO did not say */

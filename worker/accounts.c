@@ -18,18 +18,46 @@ static pw_redis_script_t pw_park_script = {
     .source = PW_LUA_PARK "return park(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])\n",
 };
 
-/* KEYS: account, token. ARGV: reason, at_ms, fence of the token that failed
- * (0: none). Marks the account; 1 if it was not, 2 when a newer token was
- * stored meanwhile (a token put or another worker's refresh): that one has
- * not failed, so the account stays active. */
+/* KEYS: account, token, alert pending. ARGV: reason, at_ms, fence of the
+ * token that failed (0: none), account. Marks the account; 1 if it was not,
+ * 2 when a newer token was stored meanwhile (a token put or another worker's
+ * refresh): that one has not failed, so the account stays active. A new mark
+ * waits in the pending set until its alert is known to be in Kafka. */
 static pw_redis_script_t pw_mark_script = {
     .source = "if tonumber(redis.call('HGET', KEYS[2], 'fence') or '0') > tonumber(ARGV[3])"
               " then return 2 end\n"
               "if redis.call('HGET', KEYS[1], 'status') == 'reconnect_required' then return 0 end\n"
               "redis.call('HSET', KEYS[1], 'status', 'reconnect_required', 'reason', ARGV[1],"
               " 'at_ms', ARGV[2])\n"
+              "redis.call('SADD', KEYS[3], ARGV[4])\n"
               "return 1\n",
 };
+
+/* Waits until Kafka has ticket's message or never will: 1 or -1; 0 when
+ * the worker stops first. Releases the ticket. */
+static int pw_accounts_wait_delivery(pw_ctx_t *ctx, pw_delivery_ticket_t *ticket)
+{
+    int state;
+    while ((state = pw_delivery_ticket_state(ticket)) == 0 && pw_ctx_sleep(ctx, 10))
+        ;
+    pw_delivery_ticket_release(ticket);
+    return state;
+}
+
+/* The alert of a mark is in Kafka (ticket NULL: raised in this window
+ * already): the account leaves the pending set. Otherwise the sweep raises
+ * it again (pw_accounts_repair_alerts()). */
+static void pw_accounts_confirm_alert(pw_ctx_t *ctx, const char *account_id,
+                                      pw_delivery_ticket_t *ticket)
+{
+    if (ticket && pw_accounts_wait_delivery(ctx, ticket) != 1)
+        return;
+    char errstr[256];
+    const char *argv[] = {"SREM", PW_KEY_ALERT_PENDING, account_id};
+    redisReply *reply = pw_redis_command(ctx->redis, errstr, sizeof(errstr), 3, argv);
+    if (reply)
+        freeReplyObject(reply);
+}
 
 /* ---- marking and parking ---- */
 
@@ -41,10 +69,10 @@ void pw_accounts_mark(pw_ctx_t *ctx, pw_job_t *job, const char *account_id, int6
     char now[32], fence[32], errstr[512];
     snprintf(now, sizeof(now), "%lld", (long long)pw_now_ms());
     snprintf(fence, sizeof(fence), "%lld", (long long)failed_fence);
-    const char *keys[] = {k_account.s, k_token.s};
-    const char *args[] = {reason, now, fence};
+    const char *keys[] = {k_account.s, k_token.s, PW_KEY_ALERT_PENDING};
+    const char *args[] = {reason, now, fence, account_id};
     redisReply *reply =
-        pw_redis_eval(ctx->redis, &pw_mark_script, 2, keys, 3, args, errstr, sizeof(errstr));
+        pw_redis_eval(ctx->redis, &pw_mark_script, 3, keys, 4, args, errstr, sizeof(errstr));
     long long marked = reply ? reply->integer : -1;
     if (reply)
         freeReplyObject(reply);
@@ -57,8 +85,58 @@ void pw_accounts_mark(pw_ctx_t *ctx, pw_job_t *job, const char *account_id, int6
                 PW_F_STR("reason", reason));
     pw_output_account_event(ctx, job, "reconnect_required", account_id);
     bool scope = err->auth == PW_AUTH_MISSING_SCOPE;
-    pw_output_alert(ctx, job, scope ? "permission_denied" : "reconnect_required", account_id, err,
-                    NULL, 0);
+    pw_accounts_confirm_alert(
+        ctx, account_id,
+        pw_output_alert_tracked(ctx, job, scope ? "permission_denied" : "reconnect_required",
+                                account_id, err, NULL, 0));
+}
+
+/* A mark older than this whose alert is not confirmed is raised again. */
+#define PW_ALERT_REPAIR_AFTER_MS 60000
+
+/* One pending account: raise its alert again if it is still marked. */
+static void pw_accounts_repair_alert(pw_ctx_t *ctx, const char *account_id)
+{
+    pw_key_t k_account = pw_key_account(account_id);
+    char errstr[256];
+    const char *argv[] = {"HMGET", k_account.s, "status", "reason", "at_ms"};
+    redisReply *r = pw_redis_command(ctx->redis, errstr, sizeof(errstr), 5, argv);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        if (r)
+            freeReplyObject(r);
+        return;
+    }
+    const char *status = r->element[0]->str, *reason = r->element[1]->str;
+    long long at_ms = r->element[2]->str ? strtoll(r->element[2]->str, NULL, 10) : 0;
+    if (!status || strcmp(status, "reconnect_required") != 0) {
+        pw_accounts_confirm_alert(ctx, account_id, NULL); /* reconnected meanwhile */
+    } else if (pw_now_ms() - at_ms >= PW_ALERT_REPAIR_AFTER_MS) {
+        char message[200];
+        snprintf(message, sizeof(message),
+                 "account must be reconnected (%s); this alert was not confirmed delivered when "
+                 "the account was marked",
+                 reason ? reason : "unknown");
+        bool scope = reason && strcmp(reason, "missing_scope") == 0;
+        pw_log_warn("raising an unconfirmed alert again", PW_F_STR("account_id", account_id));
+        pw_accounts_confirm_alert(
+            ctx, account_id,
+            pw_output_alert_again(ctx, scope ? "permission_denied" : "reconnect_required",
+                                  account_id, message));
+    }
+    freeReplyObject(r);
+}
+
+void pw_accounts_repair_alerts(pw_ctx_t *ctx)
+{
+    char errstr[256];
+    const char *argv[] = {"SRANDMEMBER", PW_KEY_ALERT_PENDING, "100"};
+    redisReply *pending = pw_redis_command(ctx->redis, errstr, sizeof(errstr), 3, argv);
+    for (size_t i = 0; pending && pending->type == REDIS_REPLY_ARRAY && i < pending->elements &&
+                       !pw_ctx_draining(ctx);
+         i++)
+        pw_accounts_repair_alert(ctx, pending->element[i]->str);
+    if (pending)
+        freeReplyObject(pending);
 }
 
 bool pw_accounts_park(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
@@ -247,10 +325,7 @@ static pw_replay_step_t pw_replay_answer(pw_replay_t *r, const pw_request_t *req
 {
     pw_delivery_ticket_t *ticket = pw_delivery_ticket_new();
     pw_output_answer_tracked(r->ctx, r->job, req, o, ticket);
-    int state;
-    while ((state = pw_delivery_ticket_state(ticket)) == 0 && pw_ctx_sleep(r->ctx, 10))
-        ;
-    pw_delivery_ticket_release(ticket);
+    int state = pw_accounts_wait_delivery(r->ctx, ticket);
     if (state == 1)
         return PW_REPLAY_NEXT;
     if (state == -1)

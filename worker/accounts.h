@@ -36,6 +36,11 @@ bool pw_accounts_park(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req,
 void pw_accounts_mark(pw_ctx_t *ctx, pw_job_t *job, const char *account_id, int64_t failed_fence,
                       const pw_api_error_t *err);
 
+/** @brief Raises again the alerts of marked accounts that were never
+ *  confirmed in Kafka (a crash between the mark and its alert), at most 100
+ *  a call. The sweep calls it. */
+void pw_accounts_repair_alerts(pw_ctx_t *ctx);
+
 /** @brief Publishes account's parked posts in order, each with a second
  *  result, unless the account is not active, has none, or another worker
  *  replays them. job may be NULL. @returns false when stopping. */

@@ -113,8 +113,36 @@ void pw_output_answer_tracked(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *
     pw_output_result(ctx, job, req, &result, ticket);
 }
 
-void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *account_id,
-                     const pw_api_error_t *err, const char *message, long count)
+/* Produces an alert of kind (no de-duplication here). */
+static void pw_output_alert_produce(pw_ctx_t *ctx, pw_job_t *job, const char *kind,
+                                    const char *account_id, const pw_api_error_t *err,
+                                    const char *message, long count, pw_delivery_ticket_t *ticket)
+{
+    pw_alert_t alert = {
+        .kind = kind,
+        .account_id = account_id,
+        .endpoint = err ? err->endpoint : NULL,
+        .http_status = err ? err->http_status : -1,
+        .code = err ? err->code : -1,
+        .subcode = err ? err->subcode : -1,
+        .count = count > 0 ? count : 1,
+        .window_s = ctx->conf->auth_alert_window_s,
+        .message = message ? message
+                   : err   ? err->message
+                           : "",
+        .at_ms = pw_now_ms(),
+    };
+    char *value = pw_event_alert_new(&alert);
+    pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_ALERT, ctx->conf->topic_alerts,
+                        account_id, strlen(account_id), value, strlen(value), NULL, ticket);
+    free(value);
+    pw_metrics_alert(kind);
+    pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
+}
+
+pw_delivery_ticket_t *pw_output_alert_tracked(pw_ctx_t *ctx, pw_job_t *job, const char *kind,
+                                              const char *account_id, const pw_api_error_t *err,
+                                              const char *message, long count)
 {
     long occurrences = 0;
     char errstr[512];
@@ -124,29 +152,26 @@ void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char 
         pw_log_warn("alert de-duplication failed; raising anyway", PW_F_STR("kind", kind),
                     PW_F_STR("error", errstr));
     if (raise == 0)
-        return;
-    pw_alert_t alert = {
-        .kind = kind,
-        .account_id = account_id,
-        .endpoint = err ? err->endpoint : NULL,
-        .http_status = err ? err->http_status : -1,
-        .code = err ? err->code : -1,
-        .subcode = err ? err->subcode : -1,
-        .count = count > 0         ? count
-                 : occurrences > 0 ? occurrences
-                                   : 1,
-        .window_s = ctx->conf->auth_alert_window_s,
-        .message = message ? message
-                   : err   ? err->message
-                           : "",
-        .at_ms = pw_now_ms(),
-    };
-    char *value = pw_event_alert_new(&alert);
-    pw_delivery_produce(ctx->delivery, ctx->producer, job, PW_OUT_ALERT, ctx->conf->topic_alerts,
-                        account_id, strlen(account_id), value, strlen(value), NULL, NULL);
-    free(value);
-    pw_metrics_alert(kind);
-    pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
+        return NULL;
+    pw_delivery_ticket_t *ticket = pw_delivery_ticket_new();
+    pw_output_alert_produce(ctx, job, kind, account_id, err, message,
+                            count > 0 ? count : occurrences, ticket);
+    return ticket;
+}
+
+void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *account_id,
+                     const pw_api_error_t *err, const char *message, long count)
+{
+    pw_delivery_ticket_release(
+        pw_output_alert_tracked(ctx, job, kind, account_id, err, message, count));
+}
+
+pw_delivery_ticket_t *pw_output_alert_again(pw_ctx_t *ctx, const char *kind, const char *account_id,
+                                            const char *message)
+{
+    pw_delivery_ticket_t *ticket = pw_delivery_ticket_new();
+    pw_output_alert_produce(ctx, NULL, kind, account_id, NULL, message, 1, ticket);
+    return ticket;
 }
 
 void pw_output_auth_failure(pw_ctx_t *ctx, pw_job_t *job, const char *account_id,

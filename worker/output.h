@@ -54,6 +54,17 @@ void pw_output_answer_tracked(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *
 void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *account_id,
                      const pw_api_error_t *err, const char *message, long count);
 
+/** @brief pw_output_alert(); the returned ticket (delivery.h; caller
+ *  releases) learns whether the alert reached Kafka. NULL when it was held
+ *  back: raised in this window already. */
+pw_delivery_ticket_t *pw_output_alert_tracked(pw_ctx_t *ctx, pw_job_t *job, const char *kind,
+                                              const char *account_id, const pw_api_error_t *err,
+                                              const char *message, long count);
+/** @brief Raises kind for account again, past de-duplication: the repair of
+ *  an alert whose delivery was never confirmed. Caller releases the ticket. */
+pw_delivery_ticket_t *pw_output_alert_again(pw_ctx_t *ctx, const char *kind, const char *account_id,
+                                            const char *message);
+
 /** @brief Logs an auth failure (timestamp, account, endpoint, HTTP status,
  *  code, subcode, fbtrace_id) and counts it towards repeated_auth_failure,
  *  raising that alert at the threshold. post_id may be NULL. */

@@ -21,8 +21,6 @@ struct pw_sweep_s {
     pthread_t thread;
 };
 
-/* A transient refresh failure looks again after this long. */
-#define PW_SWEEP_RETRY_S 300
 
 /* KEYS: expiry index, token. ARGV: account, fencing number seen (0: no
  * token), new score ("" drops it). Moves (or drops) the account's entry
@@ -131,8 +129,11 @@ static void pw_sweep_refresh(pw_sweep_t *sweep, pw_token_t **token)
         pw_accounts_mark(sweep->ctx, NULL, account_id, fence, &err);
     if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
         pw_sweep_expiring_alert(sweep, *token, "its refresh failed");
+    /* Tried again at the next pass, but behind the accounts due by then: a
+     * few that keep failing cannot take every pass's first batch. */
     if (rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
-        pw_sweep_reindex(sweep, account_id, fence, pw_now_ms() / 1000 + PW_SWEEP_RETRY_S);
+        pw_sweep_reindex(sweep, account_id, fence,
+                         pw_now_ms() / 1000 + sweep->ctx->conf->token_sweep_interval_s);
 }
 
 /* One account from the expiry index. */
@@ -193,6 +194,8 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
         pw_sweep_account(sweep, due->element[i]->str);
     if (due)
         freeReplyObject(due);
+
+    pw_accounts_repair_alerts(sweep->ctx);
 
     /* pw_accounts_replay() replays only active accounts with parked posts. */
     const char *sargv[] = {"SMEMBERS", PW_KEY_PARKED_ACCOUNTS};

@@ -59,7 +59,7 @@ def test_sigterm_during_a_replay_stops_between_posts(worker_env, workers, fake, 
     by_post = results_by_post(results(kafka_bootstrap, topics, 40))
     assert all([r["status"] for r in by_post[r_["post_id"]]] == ["parked", "published"]
                for r_ in reqs), by_post
-    assert rds.llen("pw:{acct-rp}:parked") == 0
+    wait_until(lambda: rds.llen("pw:{acct-rp}:parked") == 0, timeout=10)  # popped once delivered
     assert w2.stop() == 0
 
 
@@ -140,4 +140,65 @@ def test_a_full_parked_list_answers_failed_and_keeps_what_it_holds(worker_env, w
     produce_many(kafka_bootstrap, topics["requests"], [("acct-cap", reqs[0])])
     wait_until(lambda: len(results(kafka_bootstrap, topics, 6, 2)) == 6, timeout=30)
     assert rds.llen("pw:{acct-cap}:parked") == 3
+    assert w.stop() == 0
+
+
+def test_a_mark_whose_alert_never_reached_kafka_is_alerted_by_the_sweep(worker_env, workers,
+                                                                        fake, run_cli, topics,
+                                                                        kafka_bootstrap, rds):
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S="1")
+    connect_account(run_cli, env, fake, "acct-crashed")
+    # What a worker leaves when it dies between marking an account and its
+    # alert reaching Kafka: the mark, and the account still pending.
+    rds.hset("pw:{acct-crashed}:account",
+             mapping={"status": "reconnect_required", "reason": "revoked",
+                      "at_ms": str(int(time.time() * 1000) - 120000)})
+    rds.sadd("pw:alert_pending", "acct-crashed")
+    w = workers.start(env)
+    wait_until(lambda: not rds.sismember("pw:alert_pending", "acct-crashed"), timeout=20,
+               message=lambda: f"pending alert never repaired:\n{w.tail()}")
+    time.sleep(3)
+    mine = [a for a in alerts(kafka_bootstrap, topics) if a["account_id"] == "acct-crashed"]
+    assert [(a["kind"], a["severity"]) for a in mine] == [("reconnect_required", "critical")]
+    assert w.stop() == 0
+
+
+def test_a_mark_whose_alert_is_delivered_leaves_nothing_pending(worker_env, workers, fake,
+                                                                run_cli, topics, kafka_bootstrap,
+                                                                rds):
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S="1")
+    w, user, reqs = park_posts(kafka_bootstrap, topics, run_cli, env, fake, workers, "acct-ok", 2)
+    assert rds.hget("pw:{acct-ok}:account", "status") == b"reconnect_required"
+    wait_until(lambda: not rds.sismember("pw:alert_pending", "acct-ok"), timeout=10)
+    time.sleep(2)  # sweeps run: still one alert
+    kinds = [a["kind"] for a in alerts(kafka_bootstrap, topics) if a["account_id"] == "acct-ok"]
+    assert kinds.count("reconnect_required") == 1, kinds
+    assert w.stop() == 0
+
+
+@pytest.mark.partitions(1)
+def test_a_replay_refreshes_an_expired_token_once_and_publishes(worker_env, workers, fake,
+                                                                run_cli, topics, kafka_bootstrap,
+                                                                rds):
+    env = worker_env(TOKEN_SWEEP_INTERVAL_S="3600")
+    user, _ = connect_account(run_cli, env, fake, "acct-rx", refresh_token="rt-one")
+    fake.revoke(user_id=user)
+    reqs = [request("acct-rx", post_id=f"rx-{i}", text=f"rx {i}") for i in range(2)]
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-rx", r) for r in reqs])
+    w = workers.start(env)
+    wait_until(lambda: len(results(kafka_bootstrap, topics, 2, 2)) == 2, timeout=30)
+    # The operator reconnects with an access token that has already expired
+    # at the platform (its refresh token is good): the replay must refresh once.
+    now = int(time.time())
+    fake.register_token("THAA-rx-stale", user, expires_at=now - 10, issued_at=now - 3600,
+                        refresh_token="rt-two")
+    put = run_cli(["token", "put", "--account", "acct-rx", "--user-id", user, "--expires-in",
+                   "3600", "--issued-at", str(now - 60), "--refresh-method", "oauth2"],
+                  env=env, input="THAA-rx-stale\nrt-two\n")
+    assert put.returncode == 0, put.stderr
+    wait_until(lambda: published_texts(fake, user) == ["rx 0", "rx 1"], timeout=30,
+               message=lambda: f"replay did not refresh:\n{w.tail()}")
+    assert rds.hget("pw:{acct-rx}:account", "status") == b"active"
+    failures = [r for r in w.log_records() if r.get("msg") == "auth failure"]
+    assert any(r.get("auth") == "expired" for r in failures), failures
     assert w.stop() == 0

@@ -357,8 +357,12 @@ def test_sweep_drops_accounts_only_a_token_put_can_help(worker_env, workers, fak
                message="both dropped from the index")
     wait_until(lambda: fake.stats()["refreshes"].get("u-acct-due") == 1, timeout=20)
     assert rds.zscore("pw:token_expiry", "acct-due") is not None
-    expiring = [a for a in alerts_of(kafka_bootstrap, topics) if a["kind"] == "token_expiring"]
-    assert [a["account_id"] for a in expiring] == ["acct-expired"]
+    # An idle account whose token expired for good is marked, with the
+    # contract's critical alert (not a token_expiring warning).
+    raised = alerts_of(kafka_bootstrap, topics)
+    assert [a["account_id"] for a in raised if a["kind"] == "token_expiring"] == []
+    assert [a["account_id"] for a in raised if a["kind"] == "reconnect_required"] == [
+        "acct-expired"]
     connect_account(run_cli, env, fake, "acct-marked")
     assert rds.zscore("pw:token_expiry", "acct-marked") is not None
     assert w.stop() == 0
