@@ -21,7 +21,6 @@ struct pw_sweep_s {
     pthread_t thread;
 };
 
-
 /* KEYS: expiry index, token. ARGV: account, fencing number seen (0: no
  * token), new score ("" drops it). Moves (or drops) the account's entry
  * unless a newer token was stored since (which indexed itself again). */
