@@ -64,8 +64,7 @@ int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t *
 }
 
 /* RFC 6749 §5.2 error body: {"error": "invalid_grant", ...}. */
-static void pw_oauth2_classify(long status, const char *body, const char *transport,
-                               pw_api_error_t *err)
+void pw_oauth2_classify(long status, const char *body, const char *transport, pw_api_error_t *err)
 {
     pw_api_error_classify("POST {OAUTH2_TOKEN_URL}", status, NULL, -1, transport, err);
     if (status <= 0)

@@ -76,5 +76,10 @@ bool pw_token_refresh_allowed(const pw_token_t *token, int64_t now_s);
  *  expires_in (> 0), refresh_token (optional). @returns 0 or -1. */
 int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t **refresh,
                            long *expires_in);
+/** @brief Classifies a failed call of the OAuth2 token endpoint (status 0:
+ *  no response, transport says why): as pw_api_error_classify(), except
+ *  that an RFC 6749 §5.2 body names the message and invalid_grant is
+ *  terminal (auth, revoked). */
+void pw_oauth2_classify(long status, const char *body, const char *transport, pw_api_error_t *err);
 
 #endif
