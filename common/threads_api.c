@@ -82,8 +82,8 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
     if (http_status <= 0) {
         err->cls = PW_EC_TRANSIENT;
         err->retriable = true;
-        snprintf(err->message, sizeof(err->message), "%s",
-                 transport_error ? transport_error : "no response");
+        pw_utf8_copy(err->message, sizeof(err->message),
+                     transport_error ? transport_error : "no response");
         return;
     }
     cJSON *root = body ? cJSON_Parse(body) : NULL;
@@ -94,9 +94,9 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
         const cJSON *trace = cJSON_GetObjectItemCaseSensitive(e, "fbtrace_id");
         if (cJSON_IsString(msg))
-            snprintf(err->message, sizeof(err->message), "%s", msg->valuestring);
+            pw_utf8_copy(err->message, sizeof(err->message), msg->valuestring);
         if (cJSON_IsString(trace))
-            snprintf(err->fbtrace_id, sizeof(err->fbtrace_id), "%s", trace->valuestring);
+            pw_utf8_copy(err->fbtrace_id, sizeof(err->fbtrace_id), trace->valuestring);
     }
     if (!err->message[0])
         snprintf(err->message, sizeof(err->message), "HTTP %ld from %s", http_status, endpoint);
@@ -201,8 +201,8 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "error_message");
         int ok = cJSON_IsString(st) && pw_container_status_parse(st->valuestring, status) == 0;
         if (error_message && error_message_size) {
-            snprintf(error_message, error_message_size, "%s",
-                     cJSON_IsString(msg) ? msg->valuestring : "");
+            pw_utf8_copy(error_message, error_message_size,
+                         cJSON_IsString(msg) ? msg->valuestring : "");
             pw_secret_redact(token, error_message, error_message_size);
         }
         cJSON_Delete(root);
