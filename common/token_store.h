@@ -33,6 +33,11 @@ typedef enum {
     PW_TS_ERROR
 } pw_ts_status_t;
 
+/* The latest time a record may hold (9999-12-31T23:59:59Z, unix seconds):
+ * a later or negative one makes it unreadable, so no caller's arithmetic
+ * on token times can overflow. */
+#define PW_TIME_MAX_S INT64_C(253402300799)
+
 /* Accounts by token expiry (unix seconds): what the sweep refreshes ahead. */
 #define PW_TOKEN_EXPIRY_INDEX "pw:token_expiry"
 
