@@ -52,12 +52,16 @@ int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t *
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "access_token");
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(root, "refresh_token");
     const cJSON *ei = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
-    int ok = cJSON_IsString(at) && at->valuestring[0] && cJSON_IsNumber(ei) && ei->valuedouble > 0;
+    /* Under a second would store a token that expired as it came (cast to
+     * 0); any number over the cap (1e300, inf) is as good as the cap, and a
+     * cast of it would be undefined. */
+    int ok = cJSON_IsString(at) && at->valuestring[0] && cJSON_IsNumber(ei) && ei->valuedouble >= 1;
     if (ok) {
         *access = pw_secret_new(at->valuestring, strlen(at->valuestring));
         if (cJSON_IsString(rt) && rt->valuestring[0])
             *refresh = pw_secret_new(rt->valuestring, strlen(rt->valuestring));
-        *expires_in = (long)ei->valuedouble;
+        *expires_in =
+            ei->valuedouble < PW_EXPIRES_IN_MAX_S ? (long)ei->valuedouble : PW_EXPIRES_IN_MAX_S;
     }
     cJSON_Delete(root);
     return ok ? 0 : -1;
@@ -72,9 +76,11 @@ void pw_oauth2_classify(long status, const char *body, const char *transport, pw
     cJSON *root = body ? cJSON_Parse(body) : NULL;
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
-    if (cJSON_IsString(code)) {
-        snprintf(err->message, sizeof(err->message), "%s%s%s", code->valuestring,
-                 cJSON_IsString(desc) ? ": " : "", cJSON_IsString(desc) ? desc->valuestring : "");
+    if (cJSON_IsString(code) && code->valuestring[0]) {
+        char *text = pw_asprintf("%s%s%s", code->valuestring, cJSON_IsString(desc) ? ": " : "",
+                                 cJSON_IsString(desc) ? desc->valuestring : "");
+        pw_utf8_copy(err->message, sizeof(err->message), text);
+        free(text);
         if (strcmp(code->valuestring, "invalid_grant") == 0) {
             err->cls = PW_EC_AUTH;
             err->auth = PW_AUTH_REVOKED;
