@@ -95,6 +95,21 @@ void pw_format_time_ms(int64_t epoch_ms, char *buf, size_t buf_size)
     snprintf(buf, buf_size, "%s.%03dZ", date, (int)(epoch_ms % 1000));
 }
 
+size_t pw_utf8_copy(char *dst, size_t size, const char *src)
+{
+    size_t len = strnlen(src, size);
+    if (len == size) {
+        /* src[len - 1] is the first byte that does not fit: back up to the
+         * start of its character (a UTF-8 character has at most 4 bytes). */
+        len--;
+        for (int k = 0; k < 3 && len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80; k++)
+            len--;
+    }
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return len;
+}
+
 void pw_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     if (!errstr || errstr_size == 0)

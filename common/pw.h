@@ -30,6 +30,12 @@ int64_t pw_mono_ms(void);
  *  ("2026-11-25T20:00:01.532Z") into buf (at least 32 bytes). */
 void pw_format_time_ms(int64_t epoch_ms, char *buf, size_t buf_size);
 
+/** @brief Copies the NUL-terminated src into dst (size > 0), cut short where
+ *  it does not fit at a character boundary: text from elsewhere that is
+ *  valid UTF-8 stays valid in the events it goes into (snprintf() would cut
+ *  a character in two). @returns the bytes copied. */
+size_t pw_utf8_copy(char *dst, size_t size, const char *src);
+
 /** @brief Writes an errstr the way librdkafka does: always NUL-terminated. */
 void pw_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...) PW_PRINTF(3, 4);
 

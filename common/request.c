@@ -235,8 +235,9 @@ static int pw_validate_common(const pw_request_t *req, char *errstr, size_t errs
         for (size_t i = 0; i < PW_ARRAY_SIZE(pw_reply_controls); i++)
             known |= strcmp(req->reply_control, pw_reply_controls[i]) == 0;
         if (!known) {
-            pw_errstr_set(errstr, errstr_size, "post.reply_control \"%.64s\" is not known",
-                          req->reply_control);
+            char quoted[65]; /* at most 64 bytes of it, whole characters */
+            pw_utf8_copy(quoted, sizeof(quoted), req->reply_control);
+            pw_errstr_set(errstr, errstr_size, "post.reply_control \"%s\" is not known", quoted);
             return -1;
         }
     }
@@ -296,6 +297,17 @@ static int pw_validate_post(const cJSON *root, pw_request_t *req, char *errstr, 
     return pw_validate_media(post, req, errstr, errstr_size);
 }
 
+/* Where data holds a control character other than JSON's whitespace, or
+ * len. RFC 8259 allows none (in strings they are escaped), but cJSON takes
+ * them inside strings, and a NUL there would cut the string short. */
+static size_t pw_json_control_at(const unsigned char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (data[i] >= 0x20 || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    return i;
+}
+
 pw_req_status_t pw_request_parse(const void *data, size_t len, pw_request_t **out,
                                  const char **dlq_class, char *errstr, size_t errstr_size)
 {
@@ -304,6 +316,12 @@ pw_req_status_t pw_request_parse(const void *data, size_t len, pw_request_t **ou
     if (!pw_utf8_valid(data, len)) {
         *dlq_class = "not_json";
         pw_errstr_set(errstr, errstr_size, "value is not valid UTF-8");
+        return PW_REQ_DEAD_LETTER;
+    }
+    size_t bad = pw_json_control_at(data, len);
+    if (bad < len) {
+        *dlq_class = "not_json";
+        pw_errstr_set(errstr, errstr_size, "value is not JSON: control character at byte %zu", bad);
         return PW_REQ_DEAD_LETTER;
     }
     const char *end = NULL;

@@ -85,12 +85,47 @@ char *pw_secret_redact_dup(const pw_secret_t *secret, const char *text)
     return out;
 }
 
+/* The length (4 or more) of the longest first part of secret, shorter than
+ * all of it, that text (of length len) ends with; else 0. */
+static size_t pw_secret_cut_at_end(const pw_secret_t *secret, const char *text, size_t len)
+{
+    for (size_t k = secret->len - 1 < len ? secret->len - 1 : len; k >= 4; k--)
+        if (memcmp(text + len - k, secret->value, k) == 0)
+            return k;
+    return 0;
+}
+
 void pw_secret_redact(const pw_secret_t *secret, char *text, size_t text_size)
 {
-    if (!secret || secret->len == 0 || !strstr(text, secret->value))
+    if (!secret || secret->len == 0)
         return;
-    /* Redacted whole, then cut to the buffer: the cut never splits a secret. */
-    char *out = pw_secret_redact_dup(secret, text);
-    snprintf(text, text_size, "%s", out);
-    free(out); /* holds no secret */
+    size_t len = strlen(text);
+    /* A text that fills its buffer was likely cut short: a first part of the
+     * secret at its end is the secret cut short, and goes too. */
+    size_t cut = len + 1 == text_size ? pw_secret_cut_at_end(secret, text, len) : 0;
+    if (!cut && !strstr(text, secret->value))
+        return;
+    char fp[32], mark[48];
+    pw_secret_fingerprint(secret, fp, sizeof(fp));
+    size_t mark_len = (size_t)snprintf(mark, sizeof(mark), "[secret %s]", fp);
+    /* Redacted in full first, then cut to the buffer at a character boundary. */
+    size_t out_size = len + 1 + (len / secret->len + 1) * mark_len;
+    char *out = pw_malloc(out_size), *o = out;
+    for (const char *p = text, *end = text + len - cut; p < end;) {
+        if (strncmp(p, secret->value, secret->len) == 0) {
+            memcpy(o, mark, mark_len);
+            o += mark_len;
+            p += secret->len;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    if (cut) {
+        memcpy(o, mark, mark_len);
+        o += mark_len;
+    }
+    *o = '\0';
+    pw_utf8_copy(text, text_size, out);
+    OPENSSL_cleanse(out, out_size);
+    free(out);
 }

@@ -29,11 +29,12 @@ int pw_secret_equal(const pw_secret_t *a, const pw_secret_t *b);
  *  identifies a secret in output without disclosing it; buf >= 24 bytes. */
 void pw_secret_fingerprint(const pw_secret_t *secret, char *buf, size_t buf_size);
 /** @brief Replaces every occurrence of secret in the NUL-terminated text
- *  (of buffer size text_size) by "[secret sha256:...]", truncating if need
- *  be. For text from elsewhere that may quote it: the platform's error
- *  messages ("Malformed access token <token>"). NULL secret: no-op.
- *  It finds whole occurrences only: text already cut to a buffer may end in
- *  a piece of the secret, so redact before cutting (pw_secret_redact_dup()). */
+ *  (of buffer size text_size) by "[secret sha256:...]", truncating at a
+ *  character boundary if need be. A text that fills its buffer and ends in
+ *  the secret's first part (4 bytes or more) was cut short through it: that
+ *  part is replaced too. For text from elsewhere that may quote it: the
+ *  platform's error messages ("Malformed access token <token>"). NULL
+ *  secret: no-op. */
 void pw_secret_redact(const pw_secret_t *secret, char *text, size_t text_size);
 /** @brief A copy of text, of any length, with every occurrence of secret
  *  replaced as pw_secret_redact() does (NULL secret: a plain copy); the

@@ -83,8 +83,8 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
     if (http_status <= 0) {
         err->cls = PW_EC_TRANSIENT;
         err->retriable = true;
-        snprintf(err->message, sizeof(err->message), "%s",
-                 transport_error ? transport_error : "no response");
+        pw_utf8_copy(err->message, sizeof(err->message),
+                     transport_error ? transport_error : "no response");
         return;
     }
     cJSON *root = body ? cJSON_Parse(body) : NULL;
@@ -95,9 +95,9 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
         const cJSON *trace = cJSON_GetObjectItemCaseSensitive(e, "fbtrace_id");
         if (cJSON_IsString(msg))
-            snprintf(err->message, sizeof(err->message), "%s", msg->valuestring);
+            pw_utf8_copy(err->message, sizeof(err->message), msg->valuestring);
         if (cJSON_IsString(trace))
-            snprintf(err->fbtrace_id, sizeof(err->fbtrace_id), "%s", trace->valuestring);
+            pw_utf8_copy(err->fbtrace_id, sizeof(err->fbtrace_id), trace->valuestring);
     }
     if (!err->message[0])
         snprintf(err->message, sizeof(err->message), "HTTP %ld from %s", http_status, endpoint);
@@ -114,9 +114,11 @@ void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const 
     cJSON *root = body ? cJSON_Parse(body) : NULL;
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
-    if (cJSON_IsString(code)) {
-        snprintf(err->message, sizeof(err->message), "%s%s%s", code->valuestring,
-                 cJSON_IsString(desc) ? ": " : "", cJSON_IsString(desc) ? desc->valuestring : "");
+    if (cJSON_IsString(code) && code->valuestring[0]) {
+        char *text = pw_asprintf("%s%s%s", code->valuestring, cJSON_IsString(desc) ? ": " : "",
+                                 cJSON_IsString(desc) ? desc->valuestring : "");
+        pw_utf8_copy(err->message, sizeof(err->message), text);
+        free(text);
         if (strcmp(code->valuestring, "invalid_grant") == 0) {
             err->cls = PW_EC_AUTH;
             err->auth = PW_AUTH_REVOKED;
@@ -253,9 +255,9 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "error_message");
         int ok = cJSON_IsString(st) && pw_container_status_parse(st->valuestring, status) == 0;
         if (error_message && error_message_size) {
-            /* Redacted, then cut to fit: never the other way round. */
+            /* Redacted, then cut to fit at a character boundary. */
             char *text = pw_secret_redact_dup(token, cJSON_IsString(msg) ? msg->valuestring : "");
-            snprintf(error_message, error_message_size, "%s", text);
+            pw_utf8_copy(error_message, error_message_size, text);
             free(text);
         }
         cJSON_Delete(root);

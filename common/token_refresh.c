@@ -54,12 +54,16 @@ int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t *
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "access_token");
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(root, "refresh_token");
     const cJSON *ei = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
-    int ok = cJSON_IsString(at) && at->valuestring[0] && cJSON_IsNumber(ei) && ei->valuedouble > 0;
+    /* Under a second would store a token that expired as it came (cast to
+     * 0); any number over the cap (1e300, inf) is as good as the cap, and a
+     * cast of it would be undefined. */
+    int ok = cJSON_IsString(at) && at->valuestring[0] && cJSON_IsNumber(ei) && ei->valuedouble >= 1;
     if (ok) {
         *access = pw_secret_new(at->valuestring, strlen(at->valuestring));
         if (cJSON_IsString(rt) && rt->valuestring[0])
             *refresh = pw_secret_new(rt->valuestring, strlen(rt->valuestring));
-        *expires_in = (long)ei->valuedouble;
+        *expires_in =
+            ei->valuedouble < PW_EXPIRES_IN_MAX_S ? (long)ei->valuedouble : PW_EXPIRES_IN_MAX_S;
     }
     cJSON_Delete(root);
     return ok ? 0 : -1;

@@ -38,6 +38,10 @@ typedef enum {
 
 #define PW_REFRESH_LOCK_TTL_MS 30000
 #define PW_THREADS_MIN_AGE_S 86400
+/* The longest lifetime taken from a token endpoint (10 years): a token that
+ * lives longer is refreshed after that, and its expiry stays a time a token
+ * record can hold (PW_TIME_MAX_S). */
+#define PW_EXPIRES_IN_MAX_S (10L * 365 * 86400)
 
 typedef struct pw_refresher_s {
     const pw_config_t *conf;
@@ -73,8 +77,8 @@ bool pw_token_refresh_due(const pw_token_t *token, long ahead_s, int64_t now_s);
 bool pw_token_refresh_allowed(const pw_token_t *token, int64_t now_s);
 
 /** @brief Parses a token endpoint's success body: access_token (non-empty),
- *  expires_in (> 0), refresh_token (optional). @returns 0 or -1. */
+ *  expires_in (at least 1; more than PW_EXPIRES_IN_MAX_S reads as that),
+ *  refresh_token (optional). @returns 0 or -1. */
 int pw_token_refresh_parse(const char *body, pw_secret_t **access, pw_secret_t **refresh,
                            long *expires_in);
-
 #endif

@@ -1,6 +1,8 @@
 /* Token store: sealed token records in Redis with fenced writes. */
 #include "token_store.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +217,55 @@ static const char *pw_reply_field(const redisReply *reply, const char *name)
     return NULL;
 }
 
+/* A number field as the writers write it ("%" PRId64) within 0..max;
+ * absent: 0. @returns -1 with errstr when it is there but not such a number. */
+static int pw_reply_number(const redisReply *reply, const char *account_id, const char *name,
+                           int64_t max, int64_t *out, char *errstr, size_t errstr_size)
+{
+    const char *v = pw_reply_field(reply, name);
+    *out = 0;
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!isdigit((unsigned char)v[0]) || *end || errno || n > max) {
+        pw_errstr_set(errstr, errstr_size, "account %s: token record has a malformed %s",
+                      account_id, name);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* The fields stored in the clear. What we did not write is not guessed at:
+ * an unknown method or a malformed number makes the record unreadable.
+ * @returns 0, or -1 with errstr. */
+static int pw_token_parse_plain(const redisReply *reply, pw_token_t *token, char *errstr,
+                                size_t errstr_size)
+{
+    const char *v, *account_id = token->account_id;
+    token->user_id = pw_strdup((v = pw_reply_field(reply, "user_id")) ? v : "");
+    if ((v = pw_reply_field(reply, "scopes")) && *v)
+        token->scopes = pw_strdup(v);
+    if ((v = pw_reply_field(reply, "refresh_method")) &&
+        pw_refresh_method_parse(v, &token->refresh_method) == -1) {
+        pw_errstr_set(errstr, errstr_size, "account %s: token record has an unknown refresh_method",
+                      account_id);
+        return -1;
+    }
+    if (pw_reply_number(reply, account_id, "issued_at", PW_TIME_MAX_S, &token->issued_at, errstr,
+                        errstr_size) == -1 ||
+        pw_reply_number(reply, account_id, "expires_at", PW_TIME_MAX_S, &token->expires_at, errstr,
+                        errstr_size) == -1 ||
+        pw_reply_number(reply, account_id, "updated_at_ms", PW_TIME_MAX_S * 1000 + 999,
+                        &token->updated_at_ms, errstr, errstr_size) == -1 ||
+        pw_reply_number(reply, account_id, "fence", INT64_MAX, &token->fence, errstr,
+                        errstr_size) == -1)
+        return -1;
+    return 0;
+}
+
 static int pw_token_open_field(pw_token_store_t *store, const char *account_id, const char *field,
                                const char *sealed, pw_secret_t **out, char *errstr,
                                size_t errstr_size)
@@ -238,25 +289,14 @@ pw_ts_status_t pw_token_store_parse(pw_token_store_t *store, const char *account
     }
     pw_token_t *token = pw_calloc(1, sizeof(*token));
     token->account_id = pw_strdup(account_id);
-    const char *v;
-    token->user_id = pw_strdup((v = pw_reply_field(reply, "user_id")) ? v : "");
-    if (!(v = pw_reply_field(reply, "refresh_method")) ||
-        pw_refresh_method_parse(v, &token->refresh_method) == -1)
-        token->refresh_method = PW_REFRESH_THREADS;
-    if ((v = pw_reply_field(reply, "scopes")) && *v)
-        token->scopes = pw_strdup(v);
-    token->issued_at = (v = pw_reply_field(reply, "issued_at")) ? strtoll(v, NULL, 10) : 0;
-    token->expires_at = (v = pw_reply_field(reply, "expires_at")) ? strtoll(v, NULL, 10) : 0;
-    token->updated_at_ms = (v = pw_reply_field(reply, "updated_at_ms")) ? strtoll(v, NULL, 10) : 0;
-    token->fence = (v = pw_reply_field(reply, "fence")) ? strtoll(v, NULL, 10) : 0;
-
-    pw_ts_status_t status = PW_TS_OK;
+    pw_ts_status_t status =
+        pw_token_parse_plain(reply, token, errstr, errstr_size) == 0 ? PW_TS_OK : PW_TS_UNREADABLE;
     const char *sealed = pw_reply_field(reply, "access_token");
-    if (!sealed) {
+    if (status == PW_TS_OK && !sealed) {
         pw_errstr_set(errstr, errstr_size, "account %s: token record has no access token",
                       account_id);
         status = PW_TS_UNREADABLE;
-    } else {
+    } else if (status == PW_TS_OK) {
         const char *colon = strchr(sealed, ':');
         token->key_id = colon ? pw_strndup(sealed, (size_t)(colon - sealed)) : pw_strdup("");
         if (pw_token_open_field(store, account_id, "access_token", sealed, &token->access_token,

@@ -33,6 +33,11 @@ typedef enum {
     PW_TS_ERROR
 } pw_ts_status_t;
 
+/* The latest time a record may hold (9999-12-31T23:59:59Z, unix seconds):
+ * a later or negative one makes it unreadable, so no caller's arithmetic
+ * on token times can overflow. */
+#define PW_TIME_MAX_S INT64_C(253402300799)
+
 typedef struct pw_token_s {
     char *account_id;
     char *user_id;

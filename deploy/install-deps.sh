@@ -14,6 +14,9 @@ packages=(
   python3-aiohttp python3-jsonschema python3-yaml python3-requests
   # tools the tests call
   curl clang-format prometheus
+  # fuzzing (tests/fuzz): clang and its compiler-rt, which holds libFuzzer
+  # and clang's sanitizer runtimes (only recommended by clang, so named here)
+  clang libclang-rt-14-dev
   # install_helm below unpacks helm from a zip
   unzip
 )

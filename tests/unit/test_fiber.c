@@ -113,7 +113,7 @@ static void waiter(void *arg)
 static void test_wake_from_another_thread(void **state)
 {
     (void)state;
-    waiter_t w = {0};
+    waiter_t w = {.self = NULL};
     pw_loop_t *loop = pw_loop_start(0);
     pw_fiber_spawn(loop, 64 * 1024, waiter, &w);
     while (!atomic_load(&w.self))
