@@ -107,18 +107,11 @@ void pw_output_answer(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t *req, con
     pw_output_result(ctx, job, req, &result);
 }
 
-void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *account_id,
-                     const pw_api_error_t *err, const char *message, long count)
+/* Produces one alert; de-duplication is the caller's. */
+static void pw_output_alert_raise(pw_ctx_t *ctx, pw_job_t *job, const char *kind,
+                                  const char *account_id, const pw_api_error_t *err,
+                                  const char *message, long count)
 {
-    long occurrences = 0;
-    char errstr[512];
-    int raise = pw_alert_occurrence(ctx->redis, account_id, kind, ctx->conf->auth_alert_window_s,
-                                    &occurrences, errstr, sizeof(errstr));
-    if (raise == -1)
-        pw_log_warn("alert de-duplication failed; raising anyway", PW_F_STR("kind", kind),
-                    PW_F_STR("error", errstr));
-    if (raise == 0)
-        return;
     pw_alert_t alert = {
         .kind = kind,
         .account_id = account_id,
@@ -126,9 +119,7 @@ void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char 
         .http_status = err ? err->http_status : -1,
         .code = err ? err->code : -1,
         .subcode = err ? err->subcode : -1,
-        .count = count > 0         ? count
-                 : occurrences > 0 ? occurrences
-                                   : 1,
+        .count = count > 0 ? count : 1,
         .window_s = ctx->conf->auth_alert_window_s,
         .message = message ? message
                    : err   ? err->message
@@ -141,6 +132,35 @@ void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char 
     free(value);
     pw_metrics_alert(kind);
     pw_log_warn("alert raised", PW_F_STR("kind", kind), PW_F_STR("account_id", account_id));
+}
+
+void pw_output_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *account_id,
+                     const pw_api_error_t *err, const char *message, long count)
+{
+    long occurrences = 0;
+    char errstr[512];
+    int raise = pw_alert_occurrence(ctx->redis, account_id, kind, ctx->conf->auth_alert_window_s,
+                                    &occurrences, errstr, sizeof(errstr));
+    if (raise == -1)
+        pw_log_warn("alert de-duplication failed; raising anyway", PW_F_STR("kind", kind),
+                    PW_F_STR("error", errstr));
+    if (raise != 0)
+        pw_output_alert_raise(ctx, job, kind, account_id, err, message,
+                              count > 0 ? count : occurrences);
+}
+
+void pw_output_fleet_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *subject,
+                           const char *account_id, const pw_api_error_t *err, const char *message)
+{
+    long occurrences = 0;
+    char errstr[512];
+    int raise = pw_alert_fleet_occurrence(ctx->redis, subject, ctx->conf->auth_alert_window_s,
+                                          &occurrences, errstr, sizeof(errstr));
+    if (raise == -1)
+        pw_log_warn("alert de-duplication failed; raising anyway", PW_F_STR("kind", kind),
+                    PW_F_STR("error", errstr));
+    if (raise != 0)
+        pw_output_alert_raise(ctx, job, kind, account_id, err, message, occurrences);
 }
 
 void pw_output_auth_failure(pw_ctx_t *ctx, pw_job_t *job, const char *account_id,
