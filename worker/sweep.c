@@ -101,7 +101,9 @@ static void pw_sweep_account(pw_sweep_t *sweep, const char *account_id)
         pw_rf_status_t rf = pw_publish_refresh(ctx, sweep->http, NULL, &token, false, &err);
         if (rf == PW_RF_TERMINAL)
             pw_accounts_mark(ctx, NULL, account_id, token->fence, &err);
-        if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
+        /* A refused OAuth2 client is the fleet's: its one alert says it all. */
+        bool failed = rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED;
+        if (failed && !err.config_error)
             pw_sweep_expiring_alert(sweep, token, "its refresh failed");
     }
     pw_token_destroy(token);
