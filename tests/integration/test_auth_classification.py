@@ -120,7 +120,10 @@ def test_posts_retrying_through_a_wrong_client_secret_go_out_after_the_fix(
     users = expired_oauth2_accounts(run_cli, env, fake, "acct-fix", 2)
     reqs = [request(a, post_id=f"{a}-{i}") for i in range(2) for a in users]
     produce_many(kafka_bootstrap, topics["requests"], [(r["account_id"], r) for r in reqs])
-    w = workers.start(worker_env(OAUTH2_CLIENT_SECRET=WRONG_SECRET, PUBLISH_MAX_ATTEMPTS="30"))
+    # SHUTDOWN_TIMEOUT_S: the posts retrying at shutdown are given up (not
+    # answered, not committed) after 2 s rather than 25.
+    w = workers.start(worker_env(OAUTH2_CLIENT_SECRET=WRONG_SECRET, PUBLISH_MAX_ATTEMPTS="30",
+                                 SHUTDOWN_TIMEOUT_S="2"))
     wait_until(lambda: all(fake.stats()["failed_refreshes"].get(u, 0) >= 2
                            for u in users.values()), timeout=30,
                message="every account's refresh refused")
