@@ -37,6 +37,15 @@ int pw_alert_occurrence(pw_redis_t *redis, const char *account_id, const char *k
     return *count == 1;
 }
 
+int pw_alert_fleet_occurrence(pw_redis_t *redis, const char *subject, long window_s, long *count,
+                              char *errstr, size_t errstr_size)
+{
+    pw_key_t key = pw_key_fleet_alert(subject);
+    if (pw_alert_count(redis, key.s, window_s, count, errstr, errstr_size) == -1)
+        return -1;
+    return *count == 1;
+}
+
 int pw_alert_auth_failure(pw_redis_t *redis, const char *account_id, long threshold, long window_s,
                           long *count, char *errstr, size_t errstr_size)
 {

@@ -290,6 +290,11 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after_s) == CURLE_OK &&
         retry_after_s > 0)
         resp->retry_after_ms = (long)retry_after_s * 1000;
+    /* An OAuth2 token endpoint's challenge says the client credentials were
+     * refused (RFC 6749 §5.2), even with no error body. */
+    struct curl_header *challenge;
+    resp->www_authenticate =
+        curl_easy_header(curl, "WWW-Authenticate", 0, CURLH_HEADER, -1, &challenge) == CURLHE_OK;
     if (!resp->body)
         resp->body = pw_strdup("");
     return 0;

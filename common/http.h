@@ -10,6 +10,7 @@
 #ifndef PW_HTTP_H
 #define PW_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "pw.h"
@@ -31,8 +32,9 @@ typedef struct pw_http_response_s {
     long status; /* 0 when no HTTP response arrived */
     char *body;  /* NUL-terminated; owned, freed by pw_http_response_clear() */
     size_t body_len;
-    long retry_after_ms; /* from Retry-After; -1 when absent */
-    char error[256];     /* transport error, when status is 0 */
+    long retry_after_ms;   /* from Retry-After; -1 when absent */
+    bool www_authenticate; /* the answer carried a WWW-Authenticate challenge */
+    char error[256];       /* transport error, when status is 0 */
 } pw_http_response_t;
 
 /** @brief A client; caller frees with pw_http_destroy(). */

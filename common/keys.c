@@ -91,3 +91,10 @@ pw_key_t pw_key_authfail(const char *account_id)
 {
     return pw_key_build(account_id, "authfail", NULL);
 }
+
+pw_key_t pw_key_fleet_alert(const char *subject)
+{
+    pw_key_t key;
+    snprintf(key.s, sizeof(key.s), "pw:fleet_alert:%s", subject);
+    return key;
+}

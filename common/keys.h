@@ -2,7 +2,7 @@
  *
  * DESIGN: an account's keys carry the account id in a hash tag
  * (pw:{ACCT}:...), so they live in one Redis Cluster slot and one Lua script
- * may touch them together; the two fleet-wide keys have no tag and are only
+ * may touch them together; the fleet-wide keys have no tag and are only
  * ever used alone or with keys that are not cluster-routed together (the
  * scripts that name them run on a single-node Redis; see the README).
  *   pw:{ACCT}:token         hash   the sealed token record (token_store.h)
@@ -21,6 +21,8 @@
  *   pw:alert_pending        set    marked accounts whose alert is not known
  *                                  to be in Kafka yet (the sweep repairs)
  *   pw:probe:WORKER_ID      string readiness write (redis_health.h), 10 s
+ *   pw:fleet_alert:SUBJECT  string occurrences of a fleet-wide alert in the
+ *                                  window (SUBJECT: a fixed name, oauth2_client)
  * A key is never truncated: ids are bounded by validation (128 characters,
  * so at most 512 bytes of UTF-8), and a part longer than that is replaced by
  * its SHA-256 rather than cut, so two ids can never share a key. */
@@ -54,5 +56,7 @@ pw_key_t pw_key_alert(const char *account_id, const char *kind);
 pw_key_t pw_key_authfail(const char *account_id);
 /** @brief The readiness probe's key of one worker. */
 pw_key_t pw_key_probe(const char *worker_id);
+/* subject is one of the worker's own fixed names, never an id. */
+pw_key_t pw_key_fleet_alert(const char *subject);
 
 #endif

@@ -61,12 +61,12 @@ static void pw_api_error_decide(pw_api_error_t *err)
         err->cls = PW_EC_MEDIA;
         err->not_ready = sub == 4279009;
         err->retriable = err->not_ready;
-    } else if (code < 0 && status == 401) {
-        err->cls = PW_EC_AUTH; /* no Meta body to say more: treat as a bad token */
-        err->auth = PW_AUTH_INVALID_TOKEN;
-    } else if (code < 0 && status == 403) {
-        err->cls = PW_EC_PERMISSION;
-        err->auth = PW_AUTH_MISSING_SCOPE;
+    } else if (code < 0 && (status == 401 || status == 403)) {
+        /* No Graph error: a proxy's or gateway's page (an incident), not the
+         * platform judging this token. Parking on it would mark accounts
+         * that are fine; a retry finds out. */
+        err->cls = PW_EC_TRANSIENT;
+        err->retriable = true;
     } else {
         err->cls = PW_EC_INVALID_REQUEST;
     }
@@ -105,8 +105,32 @@ void pw_api_error_classify(const char *endpoint, long http_status, const char *b
     pw_api_error_decide(err);
 }
 
+/* The OAuth2 client itself refused: the fleet's configuration, whatever
+ * account's refresh met it. said is what the endpoint answered. */
+static void pw_api_error_client_refused(pw_api_error_t *err, const char *said)
+{
+    snprintf(err->message, sizeof(err->message),
+             "the token endpoint refused the OAuth2 client (%.300s): check OAUTH2_CLIENT_ID and "
+             "OAUTH2_CLIENT_SECRET",
+             said);
+    err->cls = PW_EC_TRANSIENT;
+    err->auth = PW_AUTH_NONE;
+    err->retriable = true;
+    err->config_error = true;
+}
+
+/* RFC 6749 §5.2: errors about the client, not about the grant. A client that
+ * authenticated with HTTP Basic and was refused gets a 401 with a challenge;
+ * without an error body, the challenge alone says invalid_client. */
+static bool pw_oauth2_client_error(const char *error, long http_status, bool challenged)
+{
+    if (error)
+        return strcmp(error, "invalid_client") == 0 || strcmp(error, "unauthorized_client") == 0;
+    return http_status == 401 && challenged;
+}
+
 void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const char *body,
-                                  const char *transport_error, pw_api_error_t *err)
+                                  bool challenged, const char *transport_error, pw_api_error_t *err)
 {
     pw_api_error_classify(endpoint, http_status, NULL, -1, transport_error, err);
     if (http_status <= 0)
@@ -114,16 +138,22 @@ void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const 
     cJSON *root = body ? cJSON_Parse(body) : NULL;
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
-    if (cJSON_IsString(code) && code->valuestring[0]) {
-        char *text = pw_asprintf("%s%s%s", code->valuestring, cJSON_IsString(desc) ? ": " : "",
+    const char *error = cJSON_IsString(code) && code->valuestring[0] ? code->valuestring : NULL;
+    if (error) {
+        char *text = pw_asprintf("%s%s%s", error, cJSON_IsString(desc) ? ": " : "",
                                  cJSON_IsString(desc) ? desc->valuestring : "");
         pw_utf8_copy(err->message, sizeof(err->message), text);
         free(text);
-        if (strcmp(code->valuestring, "invalid_grant") == 0) {
-            err->cls = PW_EC_AUTH;
-            err->auth = PW_AUTH_REVOKED;
-            err->retriable = false;
-        }
+    }
+    if (error && strcmp(error, "invalid_grant") == 0) {
+        err->cls = PW_EC_AUTH;
+        err->auth = PW_AUTH_REVOKED;
+        err->retriable = false;
+    } else if (pw_oauth2_client_error(error, http_status, challenged)) {
+        char said[sizeof(err->message)];
+        snprintf(said, sizeof(said), "%s",
+                 error ? err->message : "HTTP 401 with a WWW-Authenticate challenge");
+        pw_api_error_client_refused(err, said);
     }
     cJSON_Delete(root);
 }
@@ -145,6 +175,16 @@ void pw_api_error_make(pw_api_error_t *err, const char *endpoint, pw_error_class
     va_end(ap);
 }
 
+void pw_api_error_config(pw_api_error_t *err, const char *endpoint, const char *fmt, ...)
+{
+    pw_api_error_make(err, endpoint, PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1, "%s", "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    err->config_error = true;
+}
+
 void pw_api_error_needs_reconnect(const pw_api_error_t *from, pw_auth_kind_t auth,
                                   pw_api_error_t *out)
 {
@@ -153,6 +193,7 @@ void pw_api_error_needs_reconnect(const pw_api_error_t *from, pw_auth_kind_t aut
     out->auth = auth;
     out->retriable = false;
     out->not_ready = false;
+    out->config_error = false;
 }
 
 /* Parses a 200 body's "id" or classifies the failure. The platform's

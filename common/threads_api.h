@@ -5,7 +5,12 @@
  * rd_kafka_error_t carries retriable/fatal; that value, not scattered ifs,
  * decides retry, refresh, park or fail. Token errors are classified by
  * Meta's code/error_subcode, never by HTTP status alone: Graph API answers
- * them with 400 as well as 401. */
+ * them with 400 as well as 401; a 401 or 403 without a Graph error (a proxy's
+ * HTML page during an incident) says nothing about the token and is
+ * transient. An OAuth2 token endpoint refusing the client itself (RFC 6749
+ * §5.2 invalid_client, unauthorized_client) is the fleet's configuration,
+ * not the account's: config_error, transient for the post, never a reason
+ * to mark an account. */
 #ifndef PW_THREADS_API_H
 #define PW_THREADS_API_H
 
@@ -42,7 +47,11 @@ typedef struct pw_api_error_s {
     int code;        /* -1: none given */
     int subcode;     /* -1: none given */
     bool retriable;
-    bool not_ready;       /* 24/4279009: the container is still processing */
+    bool not_ready; /* 24/4279009: the container is still processing */
+    /* The OAuth2 client was refused or is not configured: OAUTH2_CLIENT_ID,
+     * OAUTH2_CLIENT_SECRET or OAUTH2_TOKEN_URL are wrong for the whole fleet.
+     * cls is PW_EC_TRANSIENT and auth PW_AUTH_NONE; message names the fix. */
+    bool config_error;
     long retry_after_ms;  /* -1: none given */
     const char *endpoint; /* "POST /v1.0/{user-id}/threads"; static */
     char message[512];
@@ -85,15 +94,25 @@ extern const char *const PW_EP_REFRESH; /* "GET /refresh_access_token" */
 void pw_api_error_classify(const char *endpoint, long http_status, const char *body,
                            long retry_after_ms, const char *transport_error, pw_api_error_t *err);
 /** @brief Classifies an HTTP outcome of an OAuth2 token endpoint (RFC 6749
- *  §5.2 body: {"error": "invalid_grant", "error_description": ...}). */
+ *  §5.2 body: {"error": "invalid_grant", "error_description": ...}).
+ *  invalid_grant needs a reconnect; invalid_client, unauthorized_client, and
+ *  a 401 with a WWW-Authenticate challenge (challenged) but no error body
+ *  are config_error; anything else is read as pw_api_error_classify() reads
+ *  an answer without a Graph error. */
 void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const char *body,
-                                  const char *transport_error, pw_api_error_t *err);
+                                  bool challenged, const char *transport_error,
+                                  pw_api_error_t *err);
 /** @brief A failure the worker decides itself (no platform answer says it):
  *  class, auth kind, whether another attempt may help, the HTTP status it
  *  came with (-1: none) and a message. */
 void pw_api_error_make(pw_api_error_t *err, const char *endpoint, pw_error_class_t cls,
                        pw_auth_kind_t auth, bool retriable, int http_status, const char *fmt, ...)
     PW_PRINTF(7, 8);
+/** @brief A configuration error of the whole fleet that the worker finds
+ *  itself (OAUTH2_TOKEN_URL not set): config_error, transient, no HTTP status;
+ *  the message says what to set. */
+void pw_api_error_config(pw_api_error_t *err, const char *endpoint, const char *fmt, ...)
+    PW_PRINTF(3, 4);
 /** @brief from, read again as an auth failure of kind auth that only a
  *  reconnect can mend (an expired token whose refresh failed for good). */
 void pw_api_error_needs_reconnect(const pw_api_error_t *from, pw_auth_kind_t auth,

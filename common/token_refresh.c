@@ -119,7 +119,8 @@ static void pw_refresh_classify(const pw_config_t *conf, const pw_token_t *cur,
         body = redacted;
     }
     if (cur->refresh_method == PW_REFRESH_OAUTH2)
-        pw_api_error_classify_oauth2(endpoint, status, body, resp->error, err);
+        pw_api_error_classify_oauth2(endpoint, status, body, resp->www_authenticate, resp->error,
+                                     err);
     else
         pw_api_error_classify(endpoint, status, body, resp->retry_after_ms, resp->error, err);
     free(body);
@@ -147,11 +148,17 @@ static pw_rf_status_t pw_refresh_call(pw_refresher_t *rf, pw_http_t *http, const
                                       pw_token_t *next, pw_api_error_t *err)
 {
     const pw_config_t *conf = rf->conf;
-    if (cur->refresh_method == PW_REFRESH_OAUTH2 &&
-        (!conf->oauth2_token_url || !cur->refresh_token)) {
-        pw_api_error_make(err, PW_EP_OAUTH2, PW_EC_INVALID_REQUEST, PW_AUTH_NONE, false, -1, "%s",
-                          cur->refresh_token ? "OAUTH2_TOKEN_URL is not set" : "no refresh token");
-        return cur->refresh_token ? PW_RF_TRANSIENT : PW_RF_TERMINAL;
+    if (cur->refresh_method == PW_REFRESH_OAUTH2 && !cur->refresh_token) {
+        pw_api_error_make(err, PW_EP_OAUTH2, PW_EC_INVALID_REQUEST, PW_AUTH_NONE, false, -1,
+                          "no refresh token");
+        return PW_RF_TERMINAL;
+    }
+    if (cur->refresh_method == PW_REFRESH_OAUTH2 && !conf->oauth2_token_url) {
+        /* The fleet's configuration, not this account's. */
+        pw_api_error_config(err, PW_EP_OAUTH2,
+                            "OAUTH2_TOKEN_URL is not set: set it (with OAUTH2_CLIENT_ID and "
+                            "OAUTH2_CLIENT_SECRET) for accounts refreshed by the oauth2 method");
+        return PW_RF_TRANSIENT;
     }
     pw_http_response_t resp;
     int rc = pw_refresh_request(conf, http, cur, &resp);

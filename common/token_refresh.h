@@ -15,7 +15,10 @@
  * is 24 hours old and not expired) and "oauth2" (RFC 6749 §6 refresh_token
  * grant at OAUTH2_TOKEN_URL, client credentials by HTTP Basic; a rotated
  * refresh token replaces the old one, a response without one keeps it;
- * invalid_grant is terminal). */
+ * invalid_grant is terminal; a refused client (invalid_client,
+ * unauthorized_client) or a missing OAUTH2_TOKEN_URL is the fleet's
+ * configuration: transient, with the error's config_error set, so that no
+ * account is marked for it). */
 #ifndef PW_TOKEN_REFRESH_H
 #define PW_TOKEN_REFRESH_H
 
@@ -33,7 +36,8 @@ typedef enum {
     PW_RF_BY_OTHER,      /* another worker did; *out is the token it wrote */
     PW_RF_NOT_ALLOWED,   /* threads token younger than 24 h: not yet */
     PW_RF_TERMINAL,      /* revoked, expired or invalid_grant: reconnect */
-    PW_RF_TRANSIENT,     /* try again later (platform, Redis, lock wait) */
+    PW_RF_TRANSIENT,     /* try again later (platform, Redis, lock wait, a refused
+                            OAuth2 client: err->config_error) */
 } pw_rf_status_t;
 
 #define PW_REFRESH_LOCK_TTL_MS 30000

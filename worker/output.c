@@ -174,6 +174,20 @@ pw_delivery_ticket_t *pw_output_alert_again(pw_ctx_t *ctx, const char *kind, con
     return ticket;
 }
 
+void pw_output_fleet_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *subject,
+                           const char *account_id, const pw_api_error_t *err, const char *message)
+{
+    long occurrences = 0;
+    char errstr[512];
+    int raise = pw_alert_fleet_occurrence(ctx->redis, subject, ctx->conf->auth_alert_window_s,
+                                          &occurrences, errstr, sizeof(errstr));
+    if (raise == -1)
+        pw_log_warn("alert de-duplication failed; raising anyway", PW_F_STR("kind", kind),
+                    PW_F_STR("error", errstr));
+    if (raise != 0)
+        pw_output_alert_produce(ctx, job, kind, account_id, err, message, occurrences, NULL);
+}
+
 void pw_output_auth_failure(pw_ctx_t *ctx, pw_job_t *job, const char *account_id,
                             const char *post_id, const pw_api_error_t *err)
 {

@@ -64,6 +64,12 @@ pw_delivery_ticket_t *pw_output_alert_tracked(pw_ctx_t *ctx, pw_job_t *job, cons
  *  an alert whose delivery was never confirmed. Caller releases the ticket. */
 pw_delivery_ticket_t *pw_output_alert_again(pw_ctx_t *ctx, const char *kind, const char *account_id,
                                             const char *message);
+/** @brief Raises kind once per window for the whole fleet (subject names
+ *  the problem: "oauth2_client"), however many accounts meet it. An alert
+ *  names one account: account_id is the one whose failure raised it; message
+ *  says that the problem is not that account's. */
+void pw_output_fleet_alert(pw_ctx_t *ctx, pw_job_t *job, const char *kind, const char *subject,
+                           const char *account_id, const pw_api_error_t *err, const char *message);
 
 /** @brief Logs an auth failure (timestamp, account, endpoint, HTTP status,
  *  code, subcode, fbtrace_id) and counts it towards repeated_auth_failure,

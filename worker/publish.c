@@ -1,6 +1,7 @@
 /* The publish step: begin, refresh, the container flow, retries, answer. */
 #include "publish.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,11 @@ typedef struct pw_tries_s {
     int attempts;
     bool token_refreshed;
     bool refreshed_for_auth;
+    /* The API said the token expired (expired) and its refresh failed
+     * transiently: the next attempt refreshes first instead of asking the API
+     * again with a token known to be expired. */
+    bool refresh_pending;
+    pw_api_error_t expired;
     bool auth_logged;
 } pw_tries_t;
 
@@ -274,6 +280,32 @@ pw_pub_outcome_t pw_publish_once(pw_ctx_t *ctx, pw_http_t *http, const pw_reques
 
 /* ---- refresh ---- */
 
+/* A refresh refused for the fleet's configuration (config_error): logged at
+ * error level with the fix, at most once a minute per process, and alerted
+ * once per window for the whole fleet rather than once per account. */
+static void pw_publish_config_error(pw_ctx_t *ctx, pw_job_t *job, const char *account_id,
+                                    const pw_api_error_t *err)
+{
+    static atomic_llong logged_ms; /* monotonic ms of the last log line; 0: never */
+    long long now = pw_mono_ms(), last = atomic_load(&logged_ms);
+    if ((last == 0 || now - last >= 60000) &&
+        atomic_compare_exchange_strong(&logged_ms, &last, now))
+        pw_log_error("oauth2 client configuration refused", PW_F_STR("account_id", account_id),
+                     PW_F_STR("endpoint", err->endpoint),
+                     PW_F_OPT_INT("http_status", err->http_status),
+                     PW_F_STR("message", err->message),
+                     PW_F_STR("fix", "set OAUTH2_CLIENT_ID and OAUTH2_CLIENT_SECRET (and "
+                                     "OAUTH2_TOKEN_URL) to the OAuth2 client's registered "
+                                     "values and restart the workers; no account needs a "
+                                     "token put"));
+    char message[sizeof(err->message) + 200];
+    snprintf(message, sizeof(message),
+             "%s. This is the whole fleet's configuration, not account %s's (the first whose "
+             "refresh met it): no account is marked and posts are retried",
+             err->message, account_id);
+    pw_output_fleet_alert(ctx, job, "refresh_failed", "oauth2_client", account_id, err, message);
+}
+
 pw_rf_status_t pw_publish_refresh(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job, pw_token_t **token,
                                   bool force, pw_api_error_t *err)
 {
@@ -297,20 +329,24 @@ pw_rf_status_t pw_publish_refresh(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job,
                     PW_F_OPT_INT("http_status", err->http_status), PW_F_OPT_INT("code", err->code),
                     PW_F_OPT_INT("subcode", err->subcode), PW_F_STR("fbtrace_id", err->fbtrace_id),
                     PW_F_STR("message", err->message));
-        pw_output_alert(ctx, job, "refresh_failed", account_id, err, NULL, 0);
+        if (err->config_error)
+            pw_publish_config_error(ctx, job, account_id, err);
+        else
+            pw_output_alert(ctx, job, "refresh_failed", account_id, err, NULL, 0);
     }
     return st;
 }
 
-/* An expired token: refresh once. Returns true to retry at once; otherwise
- * *out (and a->err) say how the step ends. */
-static bool pw_publish_refresh_for_auth(pw_attempt_t *a, pw_job_t *job, pw_tries_t *t,
-                                        pw_pub_outcome_t *out)
+/* Refreshes the token the API said expired (t->expired). Returns true to run
+ * the container flow now; otherwise *out (and a->err) say how this attempt
+ * ends: a transient failure (a refused OAuth2 client included) is retried
+ * and leaves the refresh pending, a terminal one needs a reconnect. */
+static bool pw_publish_refresh_expired(pw_attempt_t *a, pw_job_t *job, pw_tries_t *t,
+                                       pw_pub_outcome_t *out)
 {
-    pw_output_auth_failure(a->ctx, job, a->req->account_id, a->req->post_id, &a->err);
-    t->refreshed_for_auth = true;
     pw_api_error_t rerr;
     pw_rf_status_t st = pw_publish_refresh(a->ctx, a->http, job, &t->token, true, &rerr);
+    t->refresh_pending = st == PW_RF_TRANSIENT;
     if (st == PW_RF_REFRESHED || st == PW_RF_BY_OTHER) {
         t->token_refreshed |= st == PW_RF_REFRESHED;
         return true;
@@ -321,12 +357,22 @@ static bool pw_publish_refresh_for_auth(pw_attempt_t *a, pw_job_t *job, pw_tries
         return false;
     }
     /* Expired and not refreshable: only a reconnect helps. */
-    pw_api_error_t expired = a->err;
-    pw_api_error_needs_reconnect(&expired, rerr.auth != PW_AUTH_NONE ? rerr.auth : PW_AUTH_REVOKED,
-                                 &a->err);
+    pw_api_error_needs_reconnect(&t->expired,
+                                 rerr.auth != PW_AUTH_NONE ? rerr.auth : PW_AUTH_REVOKED, &a->err);
     t->auth_logged = true;
     *out = PW_PUB_AUTH;
     return false;
+}
+
+/* An expired token: counted as an auth failure, then refreshed once.
+ * Returns true to retry at once (see pw_publish_refresh_expired()). */
+static bool pw_publish_refresh_for_auth(pw_attempt_t *a, pw_job_t *job, pw_tries_t *t,
+                                        pw_pub_outcome_t *out)
+{
+    pw_output_auth_failure(a->ctx, job, a->req->account_id, a->req->post_id, &a->err);
+    t->refreshed_for_auth = true;
+    t->expired = a->err;
+    return pw_publish_refresh_expired(a, job, t, out);
 }
 
 /* ---- the step ---- */
@@ -355,12 +401,22 @@ static bool pw_publish_backoff(pw_attempt_t *a, const pw_tries_t *t)
     return pw_ctx_sleep(a->ctx, delay);
 }
 
+/* One attempt: a refresh left pending by the last one first, then the
+ * container flow. */
+static pw_pub_outcome_t pw_publish_try(pw_attempt_t *a, pw_job_t *job, pw_tries_t *t)
+{
+    pw_pub_outcome_t out;
+    if (t->refresh_pending && !pw_publish_refresh_expired(a, job, t, &out))
+        return out;
+    a->token = t->token;
+    return pw_attempt_run(a);
+}
+
 /* Attempts until one does not ask for another, or the budget is spent. */
 static pw_pub_outcome_t pw_publish_attempts(pw_attempt_t *a, pw_job_t *job, pw_tries_t *t)
 {
     for (;;) {
-        a->token = t->token;
-        pw_pub_outcome_t out = pw_attempt_run(a);
+        pw_pub_outcome_t out = pw_publish_try(a, job, t);
         if (out == PW_PUB_STOPPED)
             return out;
         if (out == PW_PUB_REDIS) { /* Redis being away spends no attempt */

@@ -21,9 +21,12 @@
  *  4. Transient failures are retried with backoff (about 1 s, doubling with
  *     jitter, capped at 30 s, Retry-After honoured) up to
  *     PUBLISH_MAX_ATTEMPTS; Redis being away spends no attempt. An expired
- *     token is refreshed once and the post retried once. Any other auth or
- *     permission failure ends the step: the caller parks the post
- *     (accounts.h).
+ *     token is refreshed once and the post retried once; a refresh that
+ *     fails transiently is tried again at the next attempt, before the API
+ *     is asked again. A 401 or 403 without a Graph error and a refused
+ *     OAuth2 client (the fleet's configuration: one fleet-wide alert) are
+ *     transient failures like a 5xx. Any other auth or permission failure
+ *     ends the step: the caller parks the post (accounts.h).
  * Published, duplicate, failed and parked-at-begin posts are answered here
  * (output.h). */
 #ifndef PW_PUBLISH_H

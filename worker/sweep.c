@@ -126,7 +126,9 @@ static void pw_sweep_refresh(pw_sweep_t *sweep, pw_token_t **token)
     pw_rf_status_t rf = pw_publish_refresh(sweep->ctx, sweep->http, NULL, token, false, &err);
     if (rf == PW_RF_TERMINAL)
         pw_accounts_mark(sweep->ctx, NULL, account_id, fence, &err);
-    if (rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED)
+    /* A refused OAuth2 client is the fleet's: its one alert says it all. */
+    bool failed = rf == PW_RF_TERMINAL || rf == PW_RF_TRANSIENT || rf == PW_RF_NOT_ALLOWED;
+    if (failed && !err.config_error)
         pw_sweep_expiring_alert(sweep, *token, "its refresh failed");
     /* Tried again at the next pass, but behind the accounts due by then: a
      * few that keep failing cannot take every pass's first batch. */

@@ -67,7 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* http.c always names a transport failure (curl_easy_strerror()). */
         const char *text = status ? body : NULL, *transport = status || !body[0] ? NULL : body;
         if (oauth2) {
-            pw_api_error_classify_oauth2("POST {OAUTH2_TOKEN_URL}", status, text, transport, &err);
+            pw_api_error_classify_oauth2("POST {OAUTH2_TOKEN_URL}", status, text, data[0] & 2,
+                                         transport, &err);
             pw_fuzz_check_api_error(&err, "POST {OAUTH2_TOKEN_URL}", status, pw_fuzz_utf8(body));
             if (status && pw_fuzz_invalid_grant(body))
                 PW_FUZZ_CHECK(err.cls == PW_EC_AUTH && err.auth == PW_AUTH_REVOKED);

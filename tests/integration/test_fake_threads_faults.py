@@ -103,6 +103,25 @@ def test_html_401_and_403_pages_carry_no_graph_error(threads_url, fake, account)
                               {"threads": 1, "container": 1})
 
 
+def test_the_oauth2_endpoint_challenges_a_wrong_client_but_a_proxy_page_does_not(threads_url,
+                                                                                   fake):
+    """A wrong client secret gets RFC 6749's 401 invalid_client with a Basic
+    challenge; an injected HTML 401 (a proxy's) carries no challenge."""
+    user, refresh = "u-" + uuid.uuid4().hex[:8], "rt-" + uuid.uuid4().hex
+    fake.register_token("tok-" + uuid.uuid4().hex, user, refresh_token=refresh)
+    url, form = f"{threads_url}/oauth2/token", {"grant_type": "refresh_token",
+                                                 "refresh_token": refresh}
+    r = requests.post(url, data=form, auth=("pw-client", "wrong"), timeout=10)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert r.headers["WWW-Authenticate"].startswith("Basic ")
+    fake.fail("oauth2", 401, kind="html", user_id=user)
+    r = requests.post(url, data=form, auth=("pw-client", "pw-secret"), timeout=10)
+    assert r.status_code == 401 and r.headers["Content-Type"] == "text/html"
+    assert "WWW-Authenticate" not in r.headers
+    r = requests.post(url, data=form, auth=("pw-client", "pw-secret"), timeout=10)
+    assert r.status_code == 200 and r.json()["access_token"]
+
+
 def test_a_5xx_burst_then_success(threads_url, fake, account):
     fake.fail("threads", 500, 2, count=2)
     fake.fail("threads", 502, kind="html")

@@ -14,12 +14,20 @@ static int server_fd = -1;
 static pthread_t server_thread;
 static int answer_status = 200;
 static char *answer_body;
+static char *answer_headers;
+
+void http_server_answer_with(int status, const char *headers, const char *body)
+{
+    free(answer_body);
+    free(answer_headers);
+    answer_status = status;
+    answer_body = strdup(body);
+    answer_headers = strdup(headers);
+}
 
 void http_server_answer(int status, const char *body)
 {
-    free(answer_body);
-    answer_status = status;
-    answer_body = strdup(body);
+    http_server_answer_with(status, "", body);
 }
 
 static void send_all(int fd, const char *data, size_t len)
@@ -80,15 +88,15 @@ static void send_body(int fd, size_t total, int chunked)
 
 static void serve(int fd)
 {
-    char head[8192], line[256];
+    char head[8192], line[1024];
     read_request(fd, head, sizeof(head));
     const char *sized = strstr(head, "/size/"), *chunked = strstr(head, "/chunked/");
     if (!sized && !chunked) {
         const char *body = answer_body ? answer_body : "";
         snprintf(line, sizeof(line),
                  "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n\r\n",
-                 answer_status, strlen(body));
+                 "%sContent-Length: %zu\r\n\r\n",
+                 answer_status, answer_headers ? answer_headers : "", strlen(body));
         send_all(fd, line, strlen(line));
         send_all(fd, body, strlen(body));
         return;
@@ -135,5 +143,6 @@ void http_server_stop(void)
     pthread_join(server_thread, NULL);
     close(server_fd);
     free(answer_body);
-    answer_body = NULL;
+    free(answer_headers);
+    answer_body = answer_headers = NULL;
 }

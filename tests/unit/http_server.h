@@ -14,5 +14,8 @@ void http_server_stop(void);
 /** @brief The status and body (copied) of the answer to other paths; set it
  *  before the request. */
 void http_server_answer(int status, const char *body);
+/** @brief http_server_answer() with more header lines (each ending in
+ *  "\r\n"; copied), e.g. a WWW-Authenticate challenge. */
+void http_server_answer_with(int status, const char *headers, const char *body);
 
 #endif

@@ -1,6 +1,6 @@
 /* Unit tests of the HTTP client against a tiny server (http_server.c):
- * response bodies are bounded, and a Threads call whose answer is too big is
- * a transient failure. */
+ * response bodies are bounded, a Threads call whose answer is too big is
+ * a transient failure, and a WWW-Authenticate challenge is reported. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,12 +96,38 @@ static void test_threads_answer_too_big_is_transient(void **state)
     pw_http_destroy(http);
 }
 
+/* An OAuth2 token endpoint refusing the client answers 401 with a challenge
+ * (RFC 6749 §5.2), with or without a body: the response says which. */
+static void test_a_www_authenticate_challenge_is_reported(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/oauth2/token", server_port);
+    pw_http_t *http = pw_http_new(2000, 20000);
+    pw_secret_t *secret = pw_secret_new("wrong", 5);
+    const pw_http_param_t params[] = {{"grant_type", "refresh_token"}};
+    pw_http_response_t resp;
+    http_server_answer_with(401, "WWW-Authenticate: Basic realm=\"token\"\r\n", "");
+    assert_int_equal(pw_http_post_form(http, url, params, 1, "pw-client", secret, &resp), 0);
+    assert_int_equal(resp.status, 401);
+    assert_true(resp.www_authenticate);
+    pw_http_response_clear(&resp);
+    http_server_answer(401, "<html>401 Unauthorized</html>");
+    assert_int_equal(pw_http_post_form(http, url, params, 1, "pw-client", secret, &resp), 0);
+    assert_int_equal(resp.status, 401);
+    assert_false(resp.www_authenticate);
+    pw_http_response_clear(&resp);
+    pw_secret_destroy(secret);
+    pw_http_destroy(http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_up_to_the_limit_is_read),
         cmocka_unit_test(test_body_over_the_limit_is_refused),
         cmocka_unit_test(test_threads_answer_too_big_is_transient),
+        cmocka_unit_test(test_a_www_authenticate_challenge_is_reported),
     };
     return cmocka_run_group_tests(tests, server_start, server_stop);
 }

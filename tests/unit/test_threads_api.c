@@ -1,5 +1,7 @@
-/* Unit tests of Meta error classification (class, auth kind, retriability) and
- * of the token never surviving in the platform's text, cut or not. */
+/* Unit tests of Meta error classification (class, auth kind, retriability),
+ * of 401/403 answers without a Graph error (transient), of OAuth2 errors that
+ * are the fleet's configuration (config_error), and of the token never
+ * surviving in the platform's text, cut or not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,6 +100,126 @@ static void test_media_not_ready_and_invalid_parameters(void **state)
     assert_false(err.retriable);
     assert_int_equal(err.code, 100);
     assert_int_equal(err.subcode, -1);
+}
+
+/* ---- 401 and 403 without a Graph error: a proxy's page, not a verdict ---- */
+
+static void test_an_auth_status_without_a_graph_error_is_transient(void **state)
+{
+    (void)state;
+    const char *const bodies[] = {"<html><body>401 Unauthorized</body></html>", "",
+                                  "{\"error\":{\"message\":\"no code\"}}",
+                                  "{\"error\":\"a string\"}"};
+    const char *const endpoints[] = {PW_EP_CREATE, PW_EP_STATUS, PW_EP_PUBLISH, PW_EP_REFRESH};
+    for (long status = 401; status <= 403; status += 2) {
+        for (size_t i = 0; i < PW_ARRAY_SIZE(bodies); i++) {
+            for (size_t e = 0; e < PW_ARRAY_SIZE(endpoints); e++) {
+                pw_api_error_t err;
+                pw_api_error_classify(endpoints[e], status, bodies[i], -1, NULL, &err);
+                assert_int_equal(err.cls, PW_EC_TRANSIENT);
+                assert_int_equal(err.auth, PW_AUTH_NONE);
+                assert_true(err.retriable);
+                assert_false(err.config_error);
+                assert_int_equal(err.http_status, status);
+            }
+        }
+    }
+    /* With a Graph error, the code decides, whatever the status. */
+    assert_int_equal(classify(PW_EP_CREATE, 401, 190, 460).auth, PW_AUTH_REVOKED);
+    assert_int_equal(classify(PW_EP_CREATE, 403, 10, -1).cls, PW_EC_PERMISSION);
+    assert_int_equal(classify(PW_EP_CREATE, 403, 200, -1).auth, PW_AUTH_MISSING_SCOPE);
+}
+
+/* ---- OAuth2 token endpoint (RFC 6749 §5.2) ---- */
+
+#define OAUTH2_EP "POST {OAUTH2_TOKEN_URL}"
+
+static pw_api_error_t classify_oauth2(long status, const char *body, bool challenged)
+{
+    pw_api_error_t err;
+    pw_api_error_classify_oauth2(OAUTH2_EP, status, body, challenged, NULL, &err);
+    return err;
+}
+
+static void assert_config_error(const pw_api_error_t *err, long status, const char *said)
+{
+    assert_true(err->config_error);
+    assert_int_equal(err->cls, PW_EC_TRANSIENT);
+    assert_int_equal(err->auth, PW_AUTH_NONE);
+    assert_true(err->retriable);
+    assert_int_equal(err->http_status, status);
+    assert_non_null(strstr(err->message, "OAUTH2_CLIENT_ID"));
+    assert_non_null(strstr(err->message, "OAUTH2_CLIENT_SECRET"));
+    assert_non_null(strstr(err->message, said));
+}
+
+static void test_a_refused_oauth2_client_is_a_config_error(void **state)
+{
+    (void)state;
+    pw_api_error_t err = classify_oauth2(
+        401, "{\"error\":\"invalid_client\",\"error_description\":\"bad secret\"}", true);
+    assert_config_error(&err, 401, "invalid_client: bad secret");
+    /* Without the challenge, and as 400 (some servers answer so): the same. */
+    err = classify_oauth2(400, "{\"error\":\"invalid_client\"}", false);
+    assert_config_error(&err, 400, "invalid_client");
+    err = classify_oauth2(400, "{\"error\":\"unauthorized_client\"}", false);
+    assert_config_error(&err, 400, "unauthorized_client");
+    /* A 401 with a challenge and no error body is invalid_client too. */
+    err = classify_oauth2(401, "", true);
+    assert_config_error(&err, 401, "WWW-Authenticate");
+    err = classify_oauth2(401, "<html>Unauthorized</html>", true);
+    assert_config_error(&err, 401, "WWW-Authenticate");
+}
+
+static void test_oauth2_errors_of_the_grant_or_of_a_proxy_are_not_config_errors(void **state)
+{
+    (void)state;
+    /* invalid_grant: the account's refresh token; a reconnect, as before. */
+    pw_api_error_t err = classify_oauth2(400, "{\"error\":\"invalid_grant\"}", false);
+    assert_int_equal(err.cls, PW_EC_AUTH);
+    assert_int_equal(err.auth, PW_AUTH_REVOKED);
+    assert_false(err.retriable);
+    assert_false(err.config_error);
+    /* Even when a server adds a challenge to it. */
+    err = classify_oauth2(401, "{\"error\":\"invalid_grant\"}", true);
+    assert_int_equal(err.auth, PW_AUTH_REVOKED);
+    assert_false(err.config_error);
+    /* A proxy's 401 or 403 page without a challenge: transient. */
+    for (long status = 401; status <= 403; status += 2) {
+        err = classify_oauth2(status, "<html>denied</html>", false);
+        assert_int_equal(err.cls, PW_EC_TRANSIENT);
+        assert_true(err.retriable);
+        assert_false(err.config_error);
+        assert_int_equal(err.auth, PW_AUTH_NONE);
+    }
+    err = classify_oauth2(400, "{\"error\":\"invalid_request\"}", false);
+    assert_int_equal(err.cls, PW_EC_INVALID_REQUEST);
+    assert_false(err.config_error);
+    err = classify_oauth2(503, "", false);
+    assert_int_equal(err.cls, PW_EC_TRANSIENT);
+    assert_false(err.config_error);
+    pw_api_error_classify_oauth2(OAUTH2_EP, 0, NULL, false, "Connection refused", &err);
+    assert_int_equal(err.cls, PW_EC_TRANSIENT);
+    assert_false(err.config_error);
+}
+
+static void test_config_errors_are_made_whole_and_never_reach_a_reconnect(void **state)
+{
+    (void)state;
+    pw_api_error_t err, out;
+    pw_api_error_config(&err, OAUTH2_EP, "OAUTH2_TOKEN_URL is not set");
+    assert_true(err.config_error);
+    assert_int_equal(err.cls, PW_EC_TRANSIENT);
+    assert_true(err.retriable);
+    assert_int_equal(err.http_status, -1);
+    assert_string_equal(err.message, "OAUTH2_TOKEN_URL is not set");
+    /* Another reading of a failure is a reconnect of the account: never a
+     * configuration error any more. */
+    pw_api_error_needs_reconnect(&err, PW_AUTH_REVOKED, &out);
+    assert_false(out.config_error);
+    assert_int_equal(out.cls, PW_EC_AUTH);
+    pw_api_error_make(&err, OAUTH2_EP, PW_EC_TRANSIENT, PW_AUTH_NONE, true, -1, "x");
+    assert_false(err.config_error);
 }
 
 /* ---- the platform's text quoting the token, cut to fit a buffer ---- */
@@ -199,6 +321,10 @@ int main(void)
         cmocka_unit_test(test_missing_scope_and_wrong_account),
         cmocka_unit_test(test_transient_and_rate_limits_are_retriable),
         cmocka_unit_test(test_media_not_ready_and_invalid_parameters),
+        cmocka_unit_test(test_an_auth_status_without_a_graph_error_is_transient),
+        cmocka_unit_test(test_a_refused_oauth2_client_is_a_config_error),
+        cmocka_unit_test(test_oauth2_errors_of_the_grant_or_of_a_proxy_are_not_config_errors),
+        cmocka_unit_test(test_config_errors_are_made_whole_and_never_reach_a_reconnect),
         cmocka_unit_test(test_token_straddling_the_cut_of_an_error_message_is_redacted),
         cmocka_unit_test(test_token_straddling_the_cut_of_a_container_error_is_redacted),
     };

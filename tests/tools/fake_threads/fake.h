@@ -54,6 +54,11 @@
  *   error_user_msg, as Meta does; an unknown creation_id is such a bad
  *   parameter, not 100/33, which clients read as "wrong token".
  * - A carousel is ready when its slowest child is and fails when one does.
+ * - The OAuth2 endpoint authenticates the client first (HTTP Basic, or the
+ *   client_id and client_secret fields) against --oauth-client-id and
+ *   --oauth-client-secret (pw-client and pw-secret by default): any other
+ *   client gets RFC 6749's 401 invalid_client with a WWW-Authenticate: Basic
+ *   challenge, whatever its grant.
  *
  * CONTROL API: JSON in and out under /__control/, never delayed, failed or
  * counted (tests/integration/harness.py's FakeThreads wraps it)
@@ -82,9 +87,13 @@
  * - kind, what the client gets:
  *   - json (default): the API's error JSON, with status (default 500), code
  *     (2), subcode, type (derived from the code) and message; on oauth2 an
- *     RFC 6749 error whose "error" is the message.
+ *     RFC 6749 error whose "error" is the message (message "invalid_client"
+ *     or "unauthorized_client" refuses the client), with a WWW-Authenticate
+ *     challenge when the status is 401, as the real endpoint's.
  *   - html: an HTML error page (Content-Type text/html, no JSON) with status,
- *     as a proxy's 401, 403 or 502 during an incident.
+ *     as a proxy's 401, 403 or 502 during an incident; never with a
+ *     WWW-Authenticate challenge, on oauth2 neither (the authorization server
+ *     did not answer).
  *   - close: the connection closes (FIN) without a response; curl reports
  *     "Empty reply from server".
  *   - reset: the connection is reset (RST) without a response; curl reports

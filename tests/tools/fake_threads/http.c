@@ -429,7 +429,8 @@ static enum MHD_Result ft_send(struct MHD_Connection *conn, ft_reply_t *rp)
         snprintf(num, sizeof num, "%ld", rp->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
     }
-    if (rp->www_authenticate)
+    /* A proxy's page is not the authorization server's answer: no challenge. */
+    if (rp->www_authenticate && !html)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Basic realm=\"fake-threads\"");
     ret = MHD_queue_response(conn, (unsigned)rp->status, resp);
