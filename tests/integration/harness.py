@@ -8,6 +8,7 @@ plain helpers that test files import directly:
 
 import atexit
 import base64
+import functools
 import itertools
 import json
 import os
@@ -101,18 +102,19 @@ def produce_many(bootstrap, topic, messages):
     waits until all are acknowledged. A value may be bytes, str or a JSON-able
     object. Returns [(partition, offset)] in order."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    acks, errors = [], []
+    acks, errors = [None] * len(messages), []
 
-    def on_delivery(err, msg):
+    def on_delivery(index, err, msg):
+        # Reports come per partition: index puts each ack in message order.
         if err:
             errors.append(err)
         else:
-            acks.append((msg.partition(), msg.offset()))
+            acks[index] = (msg.partition(), msg.offset())
 
-    for m in messages:
+    for index, m in enumerate(messages):
         key, value, headers = (tuple(m) + (None,))[:3]
-        producer.produce(topic, key=_encode(key), value=_encode(value),
-                         headers=headers, on_delivery=on_delivery)
+        producer.produce(topic, key=_encode(key), value=_encode(value), headers=headers,
+                         on_delivery=functools.partial(on_delivery, index))
     left = producer.flush(30)
     assert not errors and not left, f"produce to {topic}: {errors or f'{left} unacknowledged'}"
     return acks
