@@ -197,3 +197,13 @@ def _reap_workers():
     for proc in list(harness._LIVE):
         print(f"--- {proc.log_path} (killed at teardown) ---\n{proc.tail()}")
         proc.kill()
+
+
+@pytest.fixture
+def fault_run(kafka_bootstrap, topics, fake):
+    """invariants.FaultRun of this test: accounts, requests, the observer of
+    results and commits, and the checks after a fault."""
+    import invariants
+    run = invariants.FaultRun(kafka_bootstrap, topics, fake)
+    yield run
+    run.close()
