@@ -30,6 +30,21 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[2]
 PW_BIN = os.environ.get("PW_BIN") or str(ROOT / "build" / "worker" / "publish-worker")
 _LIVE = []  # every WorkerProcess started and not yet reaped (see conftest.py)
+_STARTED = []  # every WorkerProcess started in the current test (see conftest.py)
+
+# What AddressSanitizer, LeakSanitizer and UBSan print: under the sanitized
+# build (PW_BIN=build-asan/...) any of these fails the test.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    """The sanitizer report in text (a few lines from its first marker), or None."""
+    starts = [text.find(m) for m in SANITIZER_MARKERS if m in text]
+    if not starts:
+        return None
+    start = text.rfind("\n", 0, min(starts)) + 1
+    return "\n".join(text[start:].splitlines()[:40])
 
 
 @atexit.register
@@ -218,8 +233,12 @@ def _need_bin():
 def run_cli(args, env, input=None, timeout=30):
     """Runs `publish-worker ARGS` to completion; returns the CompletedProcess (text)."""
     _need_bin()
-    return subprocess.run([PW_BIN, *args], env=env, input=input, capture_output=True,
-                          text=True, timeout=timeout)
+    res = subprocess.run([PW_BIN, *args], env=env, input=input, capture_output=True,
+                         text=True, timeout=timeout)
+    report = sanitizer_report(res.stderr)
+    if report:
+        pytest.fail(f"publish-worker {' '.join(args)}: sanitizer report:\n{report}")
+    return res
 
 
 class WorkerProcess:
@@ -240,6 +259,7 @@ class WorkerProcess:
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          start_new_session=True, **self.popen_args)
         _LIVE.append(self)
+        _STARTED.append(self)
         return self
 
     @property
