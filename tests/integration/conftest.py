@@ -192,8 +192,27 @@ def workers(tmp_path):
 @pytest.fixture(autouse=True)
 def _reap_workers():
     """Kills every worker a test left running, however it was started, and
-    shows the end of its log in the test's report."""
+    shows the end of its log in the test's report. Then fails the test if
+    any worker it started printed a sanitizer report (the ASan/UBSan build
+    that `deploy/dev test` runs a subset against): a report of a worker the
+    test killed, or of one whose exit code it did not check, counts too."""
+    harness._STARTED.clear()
     yield
     for proc in list(harness._LIVE):
         print(f"--- {proc.log_path} (killed at teardown) ---\n{proc.tail()}")
         proc.kill()
+    reports = [f"--- {proc.log_path}.stderr ---\n{report}" for proc in harness._STARTED
+               if (report := harness.sanitizer_report(proc.stderr()))]
+    harness._STARTED.clear()
+    if reports:
+        pytest.fail("sanitizer report:\n" + "\n".join(reports), pytrace=False)
+
+
+@pytest.fixture
+def fault_run(kafka_bootstrap, topics, fake):
+    """invariants.FaultRun of this test: accounts, requests, the observer of
+    results and commits, and the checks after a fault."""
+    import invariants
+    run = invariants.FaultRun(kafka_bootstrap, topics, fake)
+    yield run
+    run.close()

@@ -8,6 +8,7 @@ plain helpers that test files import directly:
 
 import atexit
 import base64
+import functools
 import itertools
 import json
 import os
@@ -29,6 +30,21 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[2]
 PW_BIN = os.environ.get("PW_BIN") or str(ROOT / "build" / "worker" / "publish-worker")
 _LIVE = []  # every WorkerProcess started and not yet reaped (see conftest.py)
+_STARTED = []  # every WorkerProcess started in the current test (see conftest.py)
+
+# What AddressSanitizer, LeakSanitizer and UBSan print: under the sanitized
+# build (PW_BIN=build-asan/...) any of these fails the test.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    """The sanitizer report in text (a few lines from its first marker), or None."""
+    starts = [text.find(m) for m in SANITIZER_MARKERS if m in text]
+    if not starts:
+        return None
+    start = text.rfind("\n", 0, min(starts)) + 1
+    return "\n".join(text[start:].splitlines()[:40])
 
 
 @atexit.register
@@ -101,18 +117,19 @@ def produce_many(bootstrap, topic, messages):
     waits until all are acknowledged. A value may be bytes, str or a JSON-able
     object. Returns [(partition, offset)] in order."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    acks, errors = [], []
+    acks, errors = [None] * len(messages), []
 
-    def on_delivery(err, msg):
+    def on_delivery(index, err, msg):
+        # Reports come per partition: index puts each ack in message order.
         if err:
             errors.append(err)
         else:
-            acks.append((msg.partition(), msg.offset()))
+            acks[index] = (msg.partition(), msg.offset())
 
-    for m in messages:
+    for index, m in enumerate(messages):
         key, value, headers = (tuple(m) + (None,))[:3]
-        producer.produce(topic, key=_encode(key), value=_encode(value),
-                         headers=headers, on_delivery=on_delivery)
+        producer.produce(topic, key=_encode(key), value=_encode(value), headers=headers,
+                         on_delivery=functools.partial(on_delivery, index))
     left = producer.flush(30)
     assert not errors and not left, f"produce to {topic}: {errors or f'{left} unacknowledged'}"
     return acks
@@ -216,8 +233,12 @@ def _need_bin():
 def run_cli(args, env, input=None, timeout=30):
     """Runs `publish-worker ARGS` to completion; returns the CompletedProcess (text)."""
     _need_bin()
-    return subprocess.run([PW_BIN, *args], env=env, input=input, capture_output=True,
-                          text=True, timeout=timeout)
+    res = subprocess.run([PW_BIN, *args], env=env, input=input, capture_output=True,
+                         text=True, timeout=timeout)
+    report = sanitizer_report(res.stderr)
+    if report:
+        pytest.fail(f"publish-worker {' '.join(args)}: sanitizer report:\n{report}")
+    return res
 
 
 class WorkerProcess:
@@ -238,6 +259,7 @@ class WorkerProcess:
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          start_new_session=True, **self.popen_args)
         _LIVE.append(self)
+        _STARTED.append(self)
         return self
 
     @property
