@@ -300,6 +300,28 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     return 0;
 }
 
+/* A POST body that libcurl reads through a callback and cannot rewind.
+ * libcurl sends a request again on its own when a reused connection dies
+ * before any answer. For a POST the server may already have acted on (a
+ * publish; a single-use refresh token) that resend is what must not happen:
+ * with no way to rewind the body, libcurl fails the transfer instead
+ * (CURLE_SEND_FAIL_REWIND), and the caller asks before it tries again. */
+typedef struct pw_http_body_s {
+    const char *data;
+    size_t len, sent;
+} pw_http_body_t;
+
+static size_t pw_http_read_body(char *buf, size_t size, size_t nitems, void *arg)
+{
+    pw_http_body_t *body = arg;
+    size_t n = body->len - body->sent;
+    if (n > size * nitems)
+        n = size * nitems;
+    memcpy(buf, body->data + body->sent, n);
+    body->sent += n;
+    return n;
+}
+
 int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *params, size_t count,
                       const char *basic_user, const pw_secret_t *basic_password,
                       pw_http_response_t *resp)
@@ -307,10 +329,15 @@ int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *p
     CURL *curl = http->curl;
     curl_easy_reset(curl);
     char *body = pw_http_encode(curl, params, count);
+    pw_http_body_t reader = {body, strlen(body), 0};
+    /* No "Expect: 100-continue" round trip for a body this small. */
+    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, pw_http_read_body);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &reader);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)reader.len);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     if (basic_user) {
         curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(curl, CURLOPT_USERNAME, basic_user);
@@ -319,9 +346,10 @@ int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *p
     }
     int rc = pw_http_perform(http, resp);
     /* The body may hold a token: wipe it, and the credentials libcurl copied. */
-    OPENSSL_cleanse(body, strlen(body));
+    OPENSSL_cleanse(body, reader.len);
     free(body);
     curl_easy_reset(curl);
+    curl_slist_free_all(headers);
     return rc;
 }
 

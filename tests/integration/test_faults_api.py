@@ -85,9 +85,6 @@ def test_429_with_retry_after_is_honoured_and_alerts_once_per_account(
     run.check_all_committed()
 
 
-@pytest.mark.xfail(strict=False, reason="an HTML 401 (no Graph error body, as a proxy sends) is "
-                   "classified as a bad token and parks the post; a fix treating it as "
-                   "transient is under way")
 def test_an_html_401_from_a_proxy_is_transient_not_a_revoked_token(
         worker_env, workers, fake, run_cli, fault_run, topics, kafka_bootstrap):
     env = worker_env(WORKER_CONCURRENCY="8")
@@ -110,13 +107,6 @@ def test_an_html_401_from_a_proxy_is_transient_not_a_revoked_token(
 # ENDPOINTS[i % 3], processed for i // 3 odd. `container` is asked by VIDEO
 # posts (polled before publishing) and by retries of a recorded container.
 ENDPOINTS = ("threads", "threads_publish", "container")
-CURL_RESENDS = ("libcurl sends a POST again, unasked, when a reused connection ends with no "
-                "response byte (close, reset): a threads_publish whose answer was lost after "
-                "publishing is re-sent at once instead of asking the container's status first; "
-                "the fake counts a double_publish_attempt and the worker answers duplicate "
-                "with attempts 0")
-
-
 def inject_per_account(fake, run, kind, spare_publish=False):
     """One failure of kind per account, as ENDPOINTS says; spare_publish:
     a threads_publish failure is never processed (the case of
@@ -133,7 +123,7 @@ def test_answers_lost_before_or_after_the_work_publish_each_post_once(
         kind, worker_env, workers, fake, run_cli, fault_run):
     env = worker_env(WORKER_CONCURRENCY="8", HTTP_TIMEOUT_MS="1000")
     run = fault_run.connect(run_cli, env, accounts(kind.replace("_", "")))
-    inject_per_account(fake, run, kind, spare_publish=kind in ("close", "reset"))
+    inject_per_account(fake, run, kind)
     run.produce(run.make_requests(
         POSTS, media=lambda a, i: "VIDEO" if a % 3 == 2 and i == 0 else "TEXT"))
     w = workers.start(env)
@@ -145,7 +135,6 @@ def test_answers_lost_before_or_after_the_work_publish_each_post_once(
     run.check_all_committed()
 
 
-@pytest.mark.xfail(strict=True, reason=CURL_RESENDS)
 def test_a_publish_whose_answer_is_lost_is_not_sent_again(worker_env, workers, fake, run_cli,
                                                           fault_run):
     """Threads publishes, then the connection ends without an answer (closed
