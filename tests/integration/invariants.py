@@ -308,13 +308,18 @@ class FaultRun:
         finally:
             consumer.close()
 
-    def check_all_committed(self):
-        """After a graceful stop: every partition that got requests is
-        committed to its end."""
+    def all_committed(self):
+        """Whether every partition that got requests is committed to its end."""
         with self.observer.lock:
             ends = {p: reqs[-1][0] + 1 for p, reqs in self.observer.requests.items()}
         committed = self.committed()
-        assert all(committed[p] == end for p, end in ends.items()), (committed, ends)
+        return all(committed[p] == end for p, end in ends.items()), (committed, ends)
+
+    def check_all_committed(self):
+        """After a graceful stop: every partition that got requests is
+        committed to its end."""
+        done, detail = self.all_committed()
+        assert done, detail
 
     def close(self):
         if self.observer is not None:
