@@ -61,10 +61,11 @@ static void pw_api_error_decide(pw_api_error_t *err)
         err->cls = PW_EC_MEDIA;
         err->not_ready = sub == 4279009;
         err->retriable = err->not_ready;
-    } else if (code < 0 && (status == 401 || status == 403)) {
-        /* No Graph error: a proxy's or gateway's page (an incident), not the
-         * platform judging this token. Parking on it would mark accounts
-         * that are fine; a retry finds out. */
+    } else if (code < 0) {
+        /* No Graph error to read (a proxy's or gateway's page during an
+         * incident, a body cut short): not the platform judging this token or
+         * this request. Parking would mark accounts that are fine, failing
+         * would drop a post that is fine; a retry finds out. */
         err->cls = PW_EC_TRANSIENT;
         err->retriable = true;
     } else {
@@ -154,6 +155,11 @@ void pw_api_error_classify_oauth2(const char *endpoint, long http_status, const 
         snprintf(said, sizeof(said), "%s",
                  error ? err->message : "HTTP 401 with a WWW-Authenticate challenge");
         pw_api_error_client_refused(err, said);
+    } else if (error && http_status < 500 && http_status != 429) {
+        /* Any other RFC 6749 error (invalid_request, invalid_scope...) is the
+         * server's answer to this request: retrying will not change it. */
+        err->cls = PW_EC_INVALID_REQUEST;
+        err->retriable = false;
     }
     cJSON_Delete(root);
 }

@@ -385,6 +385,8 @@ static long pw_backoff_ms(int attempt, long retry_after_ms)
     if (base > 30000)
         base = 30000;
     long jittered = base * 4 / 5 + (long)(random() % (base * 2 / 5 + 1));
+    if (jittered > 30000)
+        jittered = 30000; /* the contract's cap holds after the jitter too */
     return retry_after_ms > jittered ? retry_after_ms : jittered;
 }
 

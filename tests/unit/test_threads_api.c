@@ -104,6 +104,23 @@ static void test_media_not_ready_and_invalid_parameters(void **state)
 
 /* ---- 401 and 403 without a Graph error: a proxy's page, not a verdict ---- */
 
+/* A 400 whose body was cut short (Meta's "not ready" answer, for one) says
+ * nothing readable: transient, never a permanent invalid_request. */
+static void test_a_client_error_without_a_readable_graph_error_is_transient(void **state)
+{
+    (void)state;
+    const char *const bodies[] = {"{\"error\":{\"message\":\"Media ID is not avail", "",
+                                  "<html>Bad Request</html>"};
+    for (size_t i = 0; i < PW_ARRAY_SIZE(bodies); i++) {
+        pw_api_error_t err;
+        pw_api_error_classify(PW_EP_PUBLISH, 400, bodies[i], -1, NULL, &err);
+        assert_int_equal(err.cls, PW_EC_TRANSIENT);
+        assert_true(err.retriable);
+    }
+    /* A readable Graph error still decides: an invalid parameter is final. */
+    assert_int_equal(classify(PW_EP_CREATE, 400, 100, -1).cls, PW_EC_INVALID_REQUEST);
+}
+
 static void test_an_auth_status_without_a_graph_error_is_transient(void **state)
 {
     (void)state;
@@ -321,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_missing_scope_and_wrong_account),
         cmocka_unit_test(test_transient_and_rate_limits_are_retriable),
         cmocka_unit_test(test_media_not_ready_and_invalid_parameters),
+        cmocka_unit_test(test_a_client_error_without_a_readable_graph_error_is_transient),
         cmocka_unit_test(test_an_auth_status_without_a_graph_error_is_transient),
         cmocka_unit_test(test_a_refused_oauth2_client_is_a_config_error),
         cmocka_unit_test(test_oauth2_errors_of_the_grant_or_of_a_proxy_are_not_config_errors),
