@@ -77,6 +77,8 @@ rules: judged over the samples of the traffic period, in thirds (the first is wa
            valid post neither published on Threads nor answered failed/parked
   parked   0 left parked after the drain: every revoked account is reconnected, so every
            parked post must be answered published (or failed) by the end
+  answers  0 valid posts answered failed wrongly: published on the fake anyway, or with class
+           invalid_request, or media when their media was sound
   doubled  0: a post published twice on the fake, or double_publish_attempts > 0
   stall    the longest time without a new result while requests were outstanding < 60 s
   exits    no worker exited by itself, and both exit 0 on SIGTERM at the end"""
@@ -336,7 +338,8 @@ class Soak:
 
     def produce_loop(self):
         producer = Producer({"bootstrap.servers": self.args.kafka, "linger.ms": 5,
-                             "enable.idempotence": True})
+                             "enable.idempotence": True,
+                             "log_level": 2})  # our own clients: a broker down is no news
         interval, i = 1.0 / self.args.rate, 0
         next_at = time.monotonic()
 
@@ -395,7 +398,7 @@ class Soak:
     # --- what comes back ----------------------------------------------------------------
 
     def consume_loop(self):
-        consumer = Consumer({"bootstrap.servers": self.args.kafka,
+        consumer = Consumer({"bootstrap.servers": self.args.kafka, "log_level": 2,
                              "group.id": f"soak-reader-{uuid.uuid4()}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         parts = []
@@ -771,6 +774,7 @@ class Soak:
             for r in lst:
                 status[r.get("status")] += 1
         lost, stuck, answered_not_on_threads, failed_but_published = [], [], [], []
+        wrong = []  # (post, kind, on the fake?, error) of valid posts answered failed wrongly
         extra_results = 0
         failed_class = collections.Counter()
         for pid, v in self.valid.items():
@@ -790,6 +794,13 @@ class Soak:
                 stuck.append(pid)
             if failed and pubs[pid]:
                 failed_but_published.append(pid)
+            err = failed[-1]["error"] if failed else {}
+            if failed and (pubs[pid] or err["class"] == "invalid_request"
+                           or (err["class"] == "media") != (v["kind"] == "MEDIA_ERROR")):
+                wrong.append((pid, v["kind"], "published on the fake" if pubs[pid] else
+                              "not published", {k: err.get(k) for k in
+                                                ("class", "http_status", "code", "subcode",
+                                                 "message")}))
             # one result per request, two for a post parked then published
             extra_results += max(0, len(rs) - (2 if parked and ok else 1))
         for pid, name in self.invalid_sent.items():
@@ -818,7 +829,7 @@ class Soak:
         return dict(parked_for=sorted(parked_for, reverse=True), spurious_parks=spurious,
                     pubs=pubs, unknown_pubs=unknown_pubs, status=status, lost=lost, stuck=stuck,
                     failed_but_published=failed_but_published, extra_results=extra_results,
-                    failed_class=failed_class, doubled=doubled,
+                    failed_class=failed_class, doubled=doubled, wrong=wrong,
                     answered_not_on_threads=answered_not_on_threads)
 
     def log_summary(self):
@@ -984,6 +995,10 @@ class Soak:
                   f"last (bound +2)")
         judge("lost == 0", not t["lost"], f"{len(t['lost'])} lost"
               + (": " + "; ".join(f"{p} ({why})" for p, why in t["lost"][:8]) if t["lost"] else ""))
+        judge("answers right", not t["wrong"],
+              f"{len(t['wrong'])} valid posts answered failed although published, as an "
+              f"invalid request, or for their media with sound media"
+              + "".join(f"\n{'':32}{w}" for w in t["wrong"][:10]))
         judge("none left parked", not t["stuck"], f"{len(t['stuck'])} parked posts never replayed"
               + (f": {t['stuck'][:8]}" if t["stuck"] else ""))
         doubled = len(t["doubled"]) + st["double_publish_attempts"]
