@@ -1042,16 +1042,21 @@ def on_sigterm(signum, frame):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("minutes", nargs="?", type=float, default=30)
-    parser.add_argument("--rate", type=float, default=30, help="requests per second")
-    parser.add_argument("--accounts", type=int, default=150)
-    parser.add_argument("--fault-every", type=float, default=60, help="seconds between faults")
-    parser.add_argument("--latency-ms", type=int, default=20, help="the fake's delay per API call")
+    parser.add_argument("minutes", nargs="?", type=float, default=30,
+                        help="minutes of traffic (default 30)")
+    parser.add_argument("--rate", type=float, default=30, help="requests per second (30)")
+    parser.add_argument("--accounts", type=int, default=150, help="accounts (150)")
+    parser.add_argument("--fault-every", type=float, default=60,
+                        help="seconds between faults (60)")
+    parser.add_argument("--latency-ms", type=int, default=20,
+                        help="the fake's delay per API call (20)")
     parser.add_argument("--drain", type=float, default=480,
                         help="seconds to wait for answers after the traffic (default: longer "
                         "than a crashed replayer's lock, CONTAINER_POLL_TIMEOUT_S + 120 s)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--log-dir", default=None)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="of the traffic's random choices (printed; default: random)")
+    parser.add_argument("--log-dir", default=None,
+                        help="worker logs and samples.csv (deploy/dev: its run directory)")
     args = parser.parse_args()
     if args.seed is None:
         args.seed = int.from_bytes(os.urandom(4), "big")
