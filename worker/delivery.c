@@ -24,6 +24,7 @@ typedef struct pw_outmsg_s {
     pw_job_t *job; /* NULL: best effort */
     pw_out_kind_t kind;
     int attempts;                 /* failed deliveries so far */
+    bool cut;                     /* a dead letter already cut to fit */
     pw_delivery_ticket_t *ticket; /* NULL: nobody waits */
 } pw_outmsg_t;
 
@@ -219,7 +220,7 @@ static void pw_delivery_cut_dead_letter(pw_delivery_t *d, rd_kafka_t *rk, pw_out
     pw_metrics_dead_letter_cut();
     pw_log_warn("dead letter too large for its topic; producing it cut", PW_F_STR("topic", topic),
                 PW_F_INT("bytes", (long long)len));
-    out->kind = PW_OUT_ACCOUNT_EVENT; /* cut once: a second failure gives up */
+    out->cut = true; /* cut once: a second failure gives up */
     pw_delivery_produce_out(d, rk, out, topic, key, key_len, value, PW_DEAD_LETTER_CUT_BYTES, cut);
     rd_kafka_headers_destroy(cut);
 }
@@ -239,8 +240,8 @@ static void pw_delivery_failed(pw_delivery_t *d, rd_kafka_t *rk, pw_outmsg_t *ou
         pw_delivery_retry_later(d, out, topic, key, key_len, value, len, hdrs);
         return;
     }
-    if (permanent && out->kind == PW_OUT_DEAD_LETTER && len > PW_DEAD_LETTER_CUT_BYTES &&
-        err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+    if (permanent && out->kind == PW_OUT_DEAD_LETTER && !out->cut &&
+        len > PW_DEAD_LETTER_CUT_BYTES && err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
         pw_delivery_cut_dead_letter(d, rk, out, topic, key, key_len, value, len, hdrs);
         return;
     }
