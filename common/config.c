@@ -59,6 +59,9 @@ const pw_config_var_t pw_config_vars[] = {
     {"TOKEN_REFRESH_AHEAD_S", "604800", PW_CV_INT, 0, 60, 31536000,
      PW_CV_OFF(token_refresh_ahead_s),
      "refresh when remaining lifetime is below this or half the lifetime"},
+    {"TOKEN_VERIFY_INTERVAL_S", "86400", PW_CV_INT, 0, 0, 31536000,
+     PW_CV_OFF(token_verify_interval_s),
+     "verify every token against the API at least this often, fleet-wide; 0: off"},
     {"AUTH_ALERT_THRESHOLD", "3", PW_CV_INT, 0, 1, 1000000, PW_CV_OFF(auth_alert_threshold),
      "auth failures of one account in the window that raise repeated_auth_failure"},
     {"AUTH_ALERT_WINDOW_S", "900", PW_CV_INT, 0, 1, 604800, PW_CV_OFF(auth_alert_window_s),
@@ -89,6 +92,8 @@ const pw_config_var_t pw_config_vars[] = {
      "parked posts one account may hold; past it a post is answered failed"},
     {"TOKEN_SWEEP_INTERVAL_S", "60", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(token_sweep_interval_s),
      "how often each worker sweeps for tokens to refresh and parked posts to replay"},
+    {"TOKEN_VERIFY_MAX_PER_S", "5", PW_CV_INT, 0, 1, 1000, PW_CV_OFF(token_verify_max_per_s),
+     "verifications the whole fleet starts per second (2 API calls each)"},
 };
 const size_t pw_config_var_count = PW_ARRAY_SIZE(pw_config_vars);
 

@@ -98,3 +98,30 @@ pw_key_t pw_key_fleet_alert(const char *subject)
     snprintf(key.s, sizeof(key.s), "pw:fleet_alert:%s", subject);
     return key;
 }
+
+pw_key_t pw_key_verify(const char *account_id)
+{
+    return pw_key_build(account_id, "verify", NULL);
+}
+
+pw_key_t pw_key_published(const char *account_id)
+{
+    return pw_key_build(account_id, "published", NULL);
+}
+
+pw_key_t pw_key_quota(const char *account_id)
+{
+    return pw_key_build(account_id, "quota", NULL);
+}
+
+pw_key_t pw_key_quota_hold(const char *account_id)
+{
+    return pw_key_build(account_id, "quota_hold", NULL);
+}
+
+pw_key_t pw_key_verify_rate(long long unix_s)
+{
+    pw_key_t key;
+    snprintf(key.s, sizeof(key.s), "pw:verify_rate:%lld", unix_s);
+    return key;
+}

@@ -16,8 +16,23 @@
  *   pw:{ACCT}:post:{POST}   hash   the post's record (post_store.h)
  *   pw:{ACCT}:alert:{KIND}  string alert occurrences in the window
  *   pw:{ACCT}:authfail      string auth failures in the window
+ *   pw:{ACCT}:verify        hash   last verification: at_ms, outcome,
+ *                                  fence (of the token checked), message
+ *   pw:{ACCT}:published     zset   post id -> publication time (ms) within
+ *                                  the publishing quota's window
+ *   pw:{ACCT}:quota         hash   the API's quota reading: usage, total,
+ *                                  duration_s, at_ms
+ *   pw:{ACCT}:quota_hold    string set while the quota is used up; expires
+ *                                  when the window frees (PX)
  *   pw:token_expiry         zset   account -> token expiry (unix s)
  *   pw:parked_accounts      set    accounts with parked posts
+ *   pw:verify_due           zset   account -> when its token is next
+ *                                  verified (unix s), claimed by one worker
+ *   pw:verify_rate:SECOND   string verifications started in that second,
+ *                                  fleet-wide (the API-call budget), 5 s
+ *   pw:census               hash   the fleet's account census for /metrics
+ *                                  and the sweeps' last successes
+ *   pw:census_lock          string the worker taking the census now
  *   pw:alert_pending        set    marked accounts whose alert is not known
  *                                  to be in Kafka yet (the sweep repairs)
  *   pw:probe:WORKER_ID      string readiness write (redis_health.h), 10 s
@@ -42,6 +57,9 @@ typedef struct pw_key_s {
 #define PW_KEY_TOKEN_EXPIRY "pw:token_expiry"
 #define PW_KEY_PARKED_ACCOUNTS "pw:parked_accounts"
 #define PW_KEY_ALERT_PENDING "pw:alert_pending"
+#define PW_KEY_VERIFY_DUE "pw:verify_due"
+#define PW_KEY_CENSUS "pw:census"
+#define PW_KEY_CENSUS_LOCK "pw:census_lock"
 
 pw_key_t pw_key_token(const char *account_id);
 pw_key_t pw_key_fence(const char *account_id);
@@ -54,6 +72,12 @@ pw_key_t pw_key_replay_lock(const char *account_id);
 pw_key_t pw_key_post(const char *account_id, const char *post_id);
 pw_key_t pw_key_alert(const char *account_id, const char *kind);
 pw_key_t pw_key_authfail(const char *account_id);
+pw_key_t pw_key_verify(const char *account_id);
+pw_key_t pw_key_published(const char *account_id);
+pw_key_t pw_key_quota(const char *account_id);
+pw_key_t pw_key_quota_hold(const char *account_id);
+/** @brief The fleet's verification budget counter of one second. */
+pw_key_t pw_key_verify_rate(long long unix_s);
 /** @brief The readiness probe's key of one worker. */
 pw_key_t pw_key_probe(const char *worker_id);
 /* subject is one of the worker's own fixed names, never an id. */

@@ -197,8 +197,10 @@ void pw_metrics_set_delivery_ok(pw_metrics_server_t *server, bool ok)
 static const char *const pw_m_statuses[] = {"published", "duplicate", "parked", "failed"};
 static const char *const pw_m_classes[] = {"invalid_request", "auth",      "permission",
                                            "rate_limited",    "transient", "media"};
-static const char *const pw_m_endpoints[] = {"create_container", "container_status", "publish",
-                                             "refresh_access_token", "oauth2_token"};
+static const char *const pw_m_endpoints[] = {"create_container",     "container_status", "publish",
+                                             "refresh_access_token", "oauth2_token",     "me",
+                                             "publishing_limit",     "debug_token"};
+_Static_assert(PW_ARRAY_SIZE(pw_m_endpoints) == PW_EPM_COUNT, "an endpoint name each");
 static const char *const pw_m_status_classes[] = {"2xx", "3xx", "4xx", "5xx", "error"};
 static const char *const pw_m_refresh_results[] = {"refreshed", "by_other", "not_allowed",
                                                    "terminal", "transient"};

@@ -51,6 +51,9 @@ typedef enum {
     PW_EPM_PUBLISH,    /* POST /{user-id}/threads_publish */
     PW_EPM_REFRESH,    /* GET /refresh_access_token */
     PW_EPM_OAUTH2,     /* POST OAUTH2_TOKEN_URL */
+    PW_EPM_ME,         /* GET /me (verification) */
+    PW_EPM_LIMIT,      /* GET /{user-id}/threads_publishing_limit */
+    PW_EPM_DEBUG,      /* GET /debug_token (verification of scopes) */
     PW_EPM_COUNT
 } pw_metrics_endpoint_t;
 

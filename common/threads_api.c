@@ -249,6 +249,31 @@ static int pw_threads_post(pw_http_t *http, char *url, const pw_http_param_t *pa
     return pw_threads_finish(endpoint, rc, &resp, token, id, err);
 }
 
+int pw_threads_get_json(pw_http_t *http, char *url, const pw_http_param_t *params, size_t count,
+                        pw_metrics_endpoint_t epm, const char *endpoint, const pw_secret_t *token,
+                        cJSON **root, pw_api_error_t *err)
+{
+    pw_http_response_t resp;
+    int64_t t0 = pw_mono_ms();
+    int rc = pw_http_get(http, url, params, count, &resp);
+    pw_metrics_api_call(epm, resp.status, (double)(pw_mono_ms() - t0) / 1000);
+    free(url);
+    *root = NULL;
+    if (rc == 0 && resp.status == 200) {
+        *root = cJSON_Parse(resp.body);
+        pw_http_response_clear(&resp);
+        if (cJSON_IsObject(*root))
+            return 0;
+        cJSON_Delete(*root);
+        *root = NULL;
+        pw_api_error_make(err, endpoint, PW_EC_TRANSIENT, PW_AUTH_NONE, true, 200,
+                          "%s answered 200 without a JSON object", endpoint);
+        return -1;
+    }
+    char unused[PW_ID_MAX];
+    return pw_threads_finish(endpoint, rc, &resp, token, unused, err);
+}
+
 int pw_threads_create_container(pw_http_t *http, const char *base_url, const char *user_id,
                                 const pw_secret_t *token, const pw_container_spec_t *spec,
                                 char id[PW_ID_MAX], pw_api_error_t *err)

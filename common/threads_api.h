@@ -14,9 +14,11 @@
 #ifndef PW_THREADS_API_H
 #define PW_THREADS_API_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 
 #include "http.h"
+#include "metrics.h"
 #include "pw.h"
 #include "secret.h"
 
@@ -135,5 +137,12 @@ int pw_threads_container_status(pw_http_t *http, const char *base_url, const cha
 int pw_threads_publish(pw_http_t *http, const char *base_url, const char *user_id,
                        const pw_secret_t *token, const char *container_id, char media_id[PW_ID_MAX],
                        pw_api_error_t *err) PW_MUSTCHECK;
+
+/** @brief GETs a Graph read (url is taken and freed), timed in the metrics
+ *  under epm; *root receives the JSON object a 200 answered (the caller's to
+ *  cJSON_Delete()). @returns 0, or -1 with err (token redacted). */
+int pw_threads_get_json(pw_http_t *http, char *url, const pw_http_param_t *params, size_t count,
+                        pw_metrics_endpoint_t epm, const char *endpoint, const pw_secret_t *token,
+                        cJSON **root, pw_api_error_t *err) PW_MUSTCHECK;
 
 #endif

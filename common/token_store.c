@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +27,23 @@ static pw_redis_script_t pw_token_put_script = {
               "return fence\n",
 };
 
-/* KEYS: token. ARGV: fence, then field/value pairs. Applies only a newer fence. */
+/* KEYS: token. ARGV: fence, then field/value pairs. Applies only a newer
+ * fence, and only over a record: a refresh replaces a token, it never
+ * brings back one that token delete removed. */
+/* KEYS: verification, verify_due. ARGV: account, fence, outcome ("": none),
+ * message, at_ms, due_s. */
+static pw_redis_script_t pw_token_verified_script = {
+    .source = "if ARGV[3] ~= '' then\n"
+              "  redis.call('DEL', KEYS[1])\n"
+              "  redis.call('HSET', KEYS[1], 'fence', ARGV[2], 'outcome', ARGV[3],"
+              " 'message', ARGV[4], 'at_ms', ARGV[5])\n"
+              "end\n"
+              "return redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])\n",
+};
+
 static pw_redis_script_t pw_token_write_script = {
-    .source = "local cur = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')\n"
+    .source = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+              "local cur = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')\n"
               "if tonumber(ARGV[1]) <= cur then return 0 end\n"
               "redis.call('HSET', KEYS[1], 'fence', ARGV[1], unpack(ARGV, 2))\n"
               "return 1\n",
@@ -98,7 +113,8 @@ static void pw_token_fields_add(pw_token_fields_t *f, const char *field, char *v
         f->owned[f->owned_count++] = value;
 }
 
-static void pw_token_fields_build(pw_token_store_t *store, const pw_token_t *token,
+/* refreshed: written by a refresh (refreshed_at_ms), not by a put. */
+static void pw_token_fields_build(pw_token_store_t *store, const pw_token_t *token, bool refreshed,
                                   pw_token_fields_t *f)
 {
     memset(f, 0, sizeof(*f));
@@ -108,7 +124,10 @@ static void pw_token_fields_build(pw_token_store_t *store, const pw_token_t *tok
     pw_token_fields_add(f, "scopes", token->scopes ? token->scopes : "", 0);
     pw_token_fields_add(f, "issued_at", pw_asprintf("%" PRId64, token->issued_at), 1);
     pw_token_fields_add(f, "expires_at", pw_asprintf("%" PRId64, token->expires_at), 1);
-    pw_token_fields_add(f, "updated_at_ms", pw_asprintf("%" PRId64, pw_now_ms()), 1);
+    char *now_ms = pw_asprintf("%" PRId64, pw_now_ms());
+    pw_token_fields_add(f, "updated_at_ms", now_ms, 1);
+    if (refreshed)
+        pw_token_fields_add(f, "refreshed_at_ms", now_ms, 0);
     char *ctx = pw_token_context(token->account_id, "access_token");
     pw_token_fields_add(f, "access_token", pw_crypto_seal(store->ring, token->access_token, ctx),
                         1);
@@ -165,7 +184,7 @@ pw_ts_status_t pw_token_store_put(pw_token_store_t *store, const pw_token_t *tok
     snprintf(now_ms, sizeof(now_ms), "%" PRId64, pw_now_ms());
 
     pw_token_fields_t f;
-    pw_token_fields_build(store, token, &f);
+    pw_token_fields_build(store, token, false, &f);
     const char *args[25] = {now_ms};
     memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
     const char *keys[] = {k_token.s, k_fence.s, k_account.s};
@@ -190,7 +209,7 @@ pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_tok
     snprintf(fence_str, sizeof(fence_str), "%" PRId64, fence);
 
     pw_token_fields_t f;
-    pw_token_fields_build(store, token, &f);
+    pw_token_fields_build(store, token, true, &f);
     const char *args[25] = {fence_str};
     memcpy(args + 1, f.argv, sizeof(char *) * (size_t)f.argc);
     const char *keys[] = {k_token.s};
@@ -207,6 +226,27 @@ pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_tok
         return PW_TS_STALE;
     }
     return pw_token_index_expiry(store, token, errstr, errstr_size);
+}
+
+pw_ts_status_t pw_token_store_note_verification(pw_token_store_t *store, const char *account_id,
+                                                int64_t fence, const char *outcome,
+                                                const char *message, int64_t at_ms, int64_t due_s,
+                                                char *errstr, size_t errstr_size)
+{
+    pw_key_t k_verify = pw_key_verify(account_id);
+    char fence_s[32], at_s[32], due[32];
+    snprintf(fence_s, sizeof(fence_s), "%" PRId64, fence);
+    snprintf(at_s, sizeof(at_s), "%" PRId64, at_ms);
+    snprintf(due, sizeof(due), "%" PRId64, due_s);
+    const char *keys[] = {k_verify.s, PW_KEY_VERIFY_DUE};
+    const char *args[] = {account_id, fence_s, outcome ? outcome : "", message ? message : "",
+                          at_s,       due};
+    redisReply *reply = pw_redis_eval(store->redis, &pw_token_verified_script, 2, keys, 6, args,
+                                      errstr, errstr_size);
+    if (!reply)
+        return PW_TS_ERROR;
+    freeReplyObject(reply);
+    return PW_TS_OK;
 }
 
 static const char *pw_reply_field(const redisReply *reply, const char *name)

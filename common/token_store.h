@@ -4,8 +4,9 @@
  * account's keys live in one Redis Cluster slot and a Lua script may touch
  * them together:
  *   pw:{ACCT}:token    hash: user_id, refresh_method, scopes, issued_at,
- *                      expires_at, updated_at_ms, fence, access_token,
- *                      refresh_token (the last two sealed, see crypto.h)
+ *                      expires_at, updated_at_ms, refreshed_at_ms (set by a
+ *                      refresh), fence, access_token, refresh_token (the
+ *                      last two sealed, see crypto.h)
  *   pw:{ACCT}:fence    counter handing out fencing numbers
  *   pw:{ACCT}:account  hash: status (active | reconnect_required), reason, at
  *   pw:token_expiry    sorted set: account -> expires_at, for the sweep
@@ -72,6 +73,14 @@ pw_ts_status_t pw_token_store_put(pw_token_store_t *store, const pw_token_t *tok
 pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_token_t *token,
                                            int64_t fence, char *errstr,
                                            size_t errstr_size) PW_MUSTCHECK;
+
+/** @brief Records a verification of the token with fencing number fence
+ *  (outcome NULL: none made, e.g. token put --no-verify) and when the
+ *  token is to be verified next (due_s, unix s) in pw:verify_due. */
+pw_ts_status_t pw_token_store_note_verification(pw_token_store_t *store, const char *account_id,
+                                                int64_t fence, const char *outcome,
+                                                const char *message, int64_t at_ms, int64_t due_s,
+                                                char *errstr, size_t errstr_size) PW_MUSTCHECK;
 
 /** @brief Reads and opens the account's token; *out is the caller's to free
  *  with pw_token_destroy().

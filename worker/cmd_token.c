@@ -1,276 +1,244 @@
-/* token put / token show: an operator's way to connect an account.
+/* token: an operator's commands for accounts' tokens.
  *
- * put reads the access token (and, for oauth2, the refresh token) from stdin
- * or --token-file, a line each of any length, without echo on a terminal and
- * as operators paste it (surrounding white space and "Bearer " removed),
- * seals and stores it, marks the account active and produces token_updated so
- * that a worker publishes the account's parked posts. The token is stored
- * even when Kafka is unreachable: the workers' sweep replays parked posts of
- * active accounts anyway, so the command says so and exits 1. */
+ *   put     verify a token against the API and store it (cmd_token.c)
+ *   show    one record, secrets as fingerprints (cmd_token.c)
+ *   verify  check stored tokens against the API (cmd_token_verify.c)
+ *   list    every account's state (cmd_token_admin.c)
+ *   rekey   re-seal records with the ring's first key (cmd_token_admin.c)
+ *   delete  offboard an account (cmd_token_admin.c)
+ *
+ * put reads the token (token_input.h), verifies it (token_verify.h: the
+ * token's user must be --user-id, it must be able to publish, and scopes
+ * named with --scopes must be granted) unless --no-verify, seals and stores
+ * it, marks the account active and produces token_updated so that a worker
+ * publishes the account's parked posts. The token is stored even when Kafka
+ * is unreachable: the workers' sweep replays parked posts of active accounts
+ * anyway, so the command says so and exits 1. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/crypto.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include "commands.h"
-#include "crypto.h"
 #include "env.h"
 #include "events.h"
 #include "kafka.h"
+#include "keys.h"
 #include "log.h"
-#include "token_store.h"
+#include "token_cmd.h"
+#include "token_input.h"
+#include "token_verify.h"
 
-typedef struct pw_token_opts_s {
-    const char *account_id;
-    const char *user_id;
-    const char *scopes;
-    const char *token_file; /* NULL: stdin */
-    long long expires_in;
-    long long issued_at; /* -1: now */
-    pw_refresh_method_t method;
-} pw_token_opts_t;
+typedef struct pw_token_subcmd_s {
+    const char *name;
+    const char *flags; /* the short names of the options it takes */
+    const char *usage; /* after "publish-worker token " */
+    const char *about;
+    int (*run)(const pw_token_opts_t *opts);
+} pw_token_subcmd_t;
 
-/* Everything a token command holds; released in one place. */
-typedef struct pw_token_cmd_s {
-    pw_config_t *conf;
-    pw_keyring_t *ring;
-    pw_redis_t *redis;
-    pw_token_store_t *store;
-} pw_token_cmd_t;
+static int pw_token_put(const pw_token_opts_t *opts);
+static int pw_token_show(const pw_token_opts_t *opts);
 
-static int pw_parse_int(const char *flag, const char *value, long long min, long long *out)
+static const pw_token_subcmd_t pw_token_subcmds[] = {
+    {"put", "auei msfn",
+     "put --account ID --user-id THREADS_USER_ID --expires-in SECONDS\n"
+     "          [--issued-at UNIX_S] [--refresh-method threads|oauth2] [--scopes a,b]\n"
+     "          [--token-file PATH] [--no-verify]",
+     "Reads the access token from stdin or PATH, a line (with oauth2, then the\n"
+     "refresh token); not echoed on a terminal; a leading \"Bearer \" and\n"
+     "surrounding white space are removed. Verifies it against the API (the\n"
+     "token's user must be --user-id, it must be able to publish, the --scopes\n"
+     "must be granted; --no-verify skips this), then seals and stores it, marks\n"
+     "the account active and produces token_updated, which publishes its parked\n"
+     "posts. The token expires at --issued-at (default now) + --expires-in.\n"
+     "Exit 2 when the token is refused (the message says why), 1 when the API or\n"
+     "Kafka could not be reached.",
+     pw_token_put},
+    {"show", "a", "show --account ID",
+     "Prints the account's token record as JSON, every secret as a fingerprint.", pw_token_show},
+    {"verify", "aA", "verify (--account ID | --all)",
+     "Checks stored tokens against the API with read-only calls (GET /me and\n"
+     "the publishing limit): ok, expired, revoked, missing_scope, wrong_user or\n"
+     "unreachable, a JSON line per account. Exit 0 only when every checked\n"
+     "token is ok, 1 otherwise. Never prints a token.",
+     pw_token_cmd_verify},
+    {"list", "tj", "list [--state active|reconnect_required|quota_wait] [--json]",
+     "Every account: state (and reason and since when), refresh method, expiry,\n"
+     "last refresh, last verification and its result, parked posts and the key\n"
+     "id that seals its record. A table, or with --json a JSON line each.",
+     pw_token_cmd_list},
+    {"rekey", "d", "rekey [--dry-run]",
+     "Re-seals every token record with the key ring's first key, never over a\n"
+     "token refreshed meanwhile; reports records per key id before and after.\n"
+     "Safe to interrupt and run again. Exit 0 when nothing is left to do.",
+     pw_token_cmd_rekey},
+    {"delete", "a", "delete --account ID",
+     "Offboards an account: answers its parked posts failed (class auth) and\n"
+     "removes its token and every state the worker keeps for it.",
+     pw_token_cmd_delete},
+};
+
+static const struct option pw_token_longopts[] = {
+    {"account", required_argument, NULL, 'a'},
+    {"user-id", required_argument, NULL, 'u'},
+    {"expires-in", required_argument, NULL, 'e'},
+    {"issued-at", required_argument, NULL, 'i'},
+    {"refresh-method", required_argument, NULL, 'm'},
+    {"scopes", required_argument, NULL, 's'},
+    {"token-file", required_argument, NULL, 'f'},
+    {"no-verify", no_argument, NULL, 'n'},
+    {"all", no_argument, NULL, 'A'},
+    {"state", required_argument, NULL, 't'},
+    {"json", no_argument, NULL, 'j'},
+    {"dry-run", no_argument, NULL, 'd'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void pw_token_subcmd_usage(const pw_token_subcmd_t *sub, FILE *out)
+{
+    fprintf(out, "Usage: publish-worker token %s\n\n%s\n", sub->usage, sub->about);
+}
+
+void pw_token_usage(FILE *out)
+{
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_token_subcmds); i++)
+        fprintf(out, "  publish-worker token %s\n", pw_token_subcmds[i].usage);
+    fprintf(out, "Each takes --help.\n");
+}
+
+static int pw_parse_int(const char *flag, const char *value, long long min, long long max,
+                        long long *out)
 {
     char *end;
+    errno = 0;
     long long n = strtoll(value, &end, 10);
-    if (!*value || *end || n < min) {
-        fprintf(stderr, "publish-worker: %s: \"%s\" is not an integer >= %lld\n", flag, value, min);
+    if (!*value || *end || errno || n < min || n > max) {
+        fprintf(stderr, "publish-worker: %s: \"%s\" is not an integer from %lld to %lld\n", flag,
+                value, min, max);
         return -1;
     }
     *out = n;
     return 0;
 }
 
-/* Parses token put/show flags; returns -1 after a message (exit 2). */
-static int pw_token_parse(int argc, char **argv, int is_put, pw_token_opts_t *opts)
+/* One option's value into opts; -1 after a message. */
+static int pw_token_opt(int c, pw_token_opts_t *opts)
 {
-    static const struct option longopts[] = {
-        {"account", required_argument, NULL, 'a'},
-        {"user-id", required_argument, NULL, 'u'},
-        {"expires-in", required_argument, NULL, 'e'},
-        {"issued-at", required_argument, NULL, 'i'},
-        {"refresh-method", required_argument, NULL, 'm'},
-        {"scopes", required_argument, NULL, 's'},
-        {"token-file", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0},
-    };
+    switch (c) {
+    case 'a':
+        opts->account_id = optarg;
+        return 0;
+    case 'u':
+        opts->user_id = optarg;
+        return 0;
+    case 's':
+        opts->scopes = optarg;
+        return 0;
+    case 'f':
+        opts->token_file = optarg;
+        return 0;
+    case 't':
+        opts->state = optarg;
+        return 0;
+    case 'n':
+        opts->no_verify = true;
+        return 0;
+    case 'A':
+        opts->all = true;
+        return 0;
+    case 'j':
+        opts->json = true;
+        return 0;
+    case 'd':
+        opts->dry_run = true;
+        return 0;
+    /* Bounded so that issued_at + expires_in stays a valid time. */
+    case 'e':
+        return pw_parse_int("--expires-in", optarg, 1, PW_TIME_MAX_S / 2, &opts->expires_in);
+    case 'i':
+        return pw_parse_int("--issued-at", optarg, 0, PW_TIME_MAX_S / 2, &opts->issued_at);
+    case 'm':
+        if (pw_refresh_method_parse(optarg, &opts->method) == 0)
+            return 0;
+        fprintf(stderr, "publish-worker: --refresh-method: \"%s\" is not threads or oauth2\n",
+                optarg);
+        return -1;
+    }
+    return -1;
+}
+
+/* Parses sub's flags; returns 0, 1 for --help (usage printed), or -1 after
+ * a message (exit 2). */
+static int pw_token_parse(const pw_token_subcmd_t *sub, int argc, char **argv,
+                          pw_token_opts_t *opts)
+{
     memset(opts, 0, sizeof(*opts));
     opts->expires_in = -1;
     opts->issued_at = -1;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int put_only = c == 'u' || c == 'e' || c == 'i' || c == 'm' || c == 's' || c == 'f';
-        if (c == '?' || c == ':' || (put_only && !is_put)) {
-            fprintf(stderr, "publish-worker: token %s: unknown or incomplete flag %s\n",
-                    is_put ? "put" : "show", argv[optind - 1]);
+    while ((c = getopt_long(argc, argv, "", pw_token_longopts, NULL)) != -1) {
+        if (c == 'h') {
+            pw_token_subcmd_usage(sub, stdout);
+            return 1;
+        }
+        if (c == '?' || c == ':' || !strchr(sub->flags, c)) {
+            fprintf(stderr, "publish-worker: token %s: unknown or incomplete flag %s\n", sub->name,
+                    argv[optind - 1]);
             return -1;
         }
-        if ((c == 'a' && (opts->account_id = optarg) == NULL) ||
-            (c == 'u' && (opts->user_id = optarg) == NULL) ||
-            (c == 's' && (opts->scopes = optarg) == NULL) ||
-            (c == 'f' && (opts->token_file = optarg) == NULL) ||
-            (c == 'e' && pw_parse_int("--expires-in", optarg, 1, &opts->expires_in) == -1) ||
-            (c == 'i' && pw_parse_int("--issued-at", optarg, 0, &opts->issued_at) == -1))
+        if (pw_token_opt(c, opts) == -1)
             return -1;
-        if (c == 'm' && pw_refresh_method_parse(optarg, &opts->method) == -1) {
-            fprintf(stderr, "publish-worker: --refresh-method: \"%s\" is not threads or oauth2\n",
-                    optarg);
-            return -1;
-        }
     }
     if (optind < argc) {
-        fprintf(stderr, "publish-worker: unexpected argument \"%s\"\n", argv[optind]);
+        fprintf(stderr, "publish-worker: token %s: unexpected argument \"%s\"\n", sub->name,
+                argv[optind]);
         return -1;
     }
-    if (!opts->account_id || !pw_account_id_valid(opts->account_id)) {
-        fprintf(stderr, "publish-worker: --account: %s\n",
-                opts->account_id ? "must be 1 to 128 of [A-Za-z0-9._:-]" : "required");
-        return -1;
-    }
-    if (is_put && (!opts->user_id || !*opts->user_id)) {
-        fprintf(stderr, "publish-worker: --user-id: required\n");
-        return -1;
-    }
-    if (is_put && opts->expires_in < 0) {
-        fprintf(stderr, "publish-worker: --expires-in: required\n");
+    if (opts->account_id && !pw_account_id_valid(opts->account_id)) {
+        fprintf(stderr, "publish-worker: --account: must be 1 to 128 of [A-Za-z0-9._:-]\n");
         return -1;
     }
     return 0;
 }
 
-/* A token line longer than this is no token (and no reason to fill memory). */
-#define PW_TOKEN_LINE_MAX (1024 * 1024)
-
-/* Reads one line of in, of any length below PW_TOKEN_LINE_MAX, without its
- * line end: NULL at the end of input before any byte, or (with *too_long)
- * past the limit. Every buffer it outgrows is wiped before it is freed. */
-static char *pw_read_line(FILE *in, bool *too_long)
+/* A flag the subcommand cannot do without; -1 after a message. */
+static int pw_token_require(bool given, const char *flag)
 {
-    size_t cap = 256, len = 0;
-    char *buf = pw_malloc(cap);
-    int c;
-    *too_long = false;
-    while ((c = getc(in)) != EOF && c != '\n') {
-        if (len + 1 == cap) {
-            if (cap >= PW_TOKEN_LINE_MAX) {
-                *too_long = true;
-                break;
-            }
-            char *bigger = pw_malloc(cap * 2);
-            memcpy(bigger, buf, len);
-            OPENSSL_cleanse(buf, cap);
-            free(buf);
-            buf = bigger;
-            cap *= 2;
-        }
-        buf[len++] = (char)c;
+    if (!given)
+        fprintf(stderr, "publish-worker: %s: required\n", flag);
+    return given ? 0 : -1;
+}
+
+int pw_cmd_token(int argc, char **argv)
+{
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("Usage:\n");
+        pw_token_usage(stdout);
+        return 0;
     }
-    buf[len] = '\0';
-    if (*too_long || (c == EOF && len == 0)) {
-        OPENSSL_cleanse(buf, cap);
-        free(buf);
-        return NULL;
+    for (size_t i = 0; argc >= 1 && i < PW_ARRAY_SIZE(pw_token_subcmds); i++) {
+        const pw_token_subcmd_t *sub = &pw_token_subcmds[i];
+        if (strcmp(argv[0], sub->name) != 0)
+            continue;
+        pw_token_opts_t opts;
+        int parsed = pw_token_parse(sub, argc, argv, &opts);
+        return parsed == 1 ? 0 : parsed == -1 ? 2 : sub->run(&opts);
     }
-    return buf;
+    fprintf(stderr, "publish-worker: token: expected put, show, verify, list, rekey or delete\n");
+    pw_token_usage(stderr);
+    return 2;
 }
 
-/* The token in a line as operators paste it: surrounding white space (and
- * the \r of a CRLF line) and a leading "Bearer " removed. NULL when nothing
- * is left. */
-static pw_secret_t *pw_token_clean(const char *line)
-{
-    static const char space[] = " \t\r\n\v\f";
-    line += strspn(line, space);
-    if (strncasecmp(line, "Bearer", 6) == 0 && line[6] && strchr(space, line[6]))
-        line += 6 + strspn(line + 6, space);
-    size_t len = strlen(line);
-    while (len > 0 && strchr(space, line[len - 1]))
-        len--;
-    return len > 0 ? pw_secret_new(line, len) : NULL;
-}
+/* ---- what the subcommands share (token_cmd.h) ---- */
 
-/* ---- no echo on a terminal ----
- * While a token is typed or pasted on a terminal, echo is off, so that it
- * stays out of the scrollback and of a shared screen. A signal that ends the
- * command first turns echo back on. */
-
-static struct termios pw_tty_saved;
-static volatile sig_atomic_t pw_tty_fd = -1;
-static const int pw_tty_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-static struct sigaction pw_tty_old_actions[PW_ARRAY_SIZE(pw_tty_signals)];
-
-static void pw_echo_restore(void)
-{
-    if (pw_tty_fd >= 0)
-        tcsetattr(pw_tty_fd, TCSANOW, &pw_tty_saved); /* async-signal-safe */
-    pw_tty_fd = -1;
-}
-
-static void pw_echo_on_signal(int sig)
-{
-    pw_echo_restore();
-    signal(sig, SIG_DFL);
-    raise(sig); /* dies of it as it would have, after the handler returns */
-}
-
-/* Echo back on, and the signals' actions as they were. */
-static void pw_echo_on(void)
-{
-    pw_echo_restore();
-    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_tty_signals); i++)
-        sigaction(pw_tty_signals[i], &pw_tty_old_actions[i], NULL);
-}
-
-/* Turns echo off when fd is a terminal; returns whether it did. */
-static bool pw_echo_off(int fd)
-{
-    struct termios quiet;
-    if (!isatty(fd) || tcgetattr(fd, &pw_tty_saved) == -1)
-        return false;
-    struct sigaction sa = {.sa_handler = pw_echo_on_signal};
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_tty_signals); i++)
-        sigaction(pw_tty_signals[i], &sa, &pw_tty_old_actions[i]);
-    quiet = pw_tty_saved;
-    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    pw_tty_fd = fd;
-    if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1) {
-        pw_echo_on();
-        return false;
-    }
-    return true;
-}
-
-/* Reads the token's line from in, hidden on a terminal (prompting on
- * stderr). Returns 0 with *out (NULL for an empty line or no input), or -1
- * after a message. */
-static int pw_read_secret_line(FILE *in, const char *what, pw_secret_t **out)
-{
-    bool hidden = pw_echo_off(fileno(in));
-    if (hidden)
-        fprintf(stderr, "%s (not shown): ", what);
-    bool too_long;
-    char *line = pw_read_line(in, &too_long);
-    if (hidden) {
-        pw_echo_on();
-        fputc('\n', stderr); /* the Enter was not echoed either */
-    }
-    *out = line ? pw_token_clean(line) : NULL;
-    if (line) {
-        OPENSSL_cleanse(line, strlen(line));
-        free(line);
-    }
-    if (too_long)
-        fprintf(stderr, "publish-worker: token put: the %s is longer than 1 MiB\n", what);
-    return too_long ? -1 : 0;
-}
-
-/* Reads the access token, and for oauth2 the refresh token, from stdin or
- * --token-file; returns 0 or the exit code (2) after a message. */
-static int pw_token_read(const pw_token_opts_t *opts, pw_token_t *token)
-{
-    bool oauth2 = opts->method == PW_REFRESH_OAUTH2;
-    FILE *in = opts->token_file ? fopen(opts->token_file, "r") : stdin;
-    if (!in) {
-        fprintf(stderr, "publish-worker: --token-file: cannot open %s: %s\n", opts->token_file,
-                strerror(errno));
-        return 2;
-    }
-    setvbuf(in, NULL, _IONBF, 0); /* no stdio buffer keeps a copy of the token */
-    int rc = pw_read_secret_line(in, "access token", &token->access_token);
-    if (rc == 0 && token->access_token && oauth2)
-        rc = pw_read_secret_line(in, "refresh token", &token->refresh_token);
-    if (opts->token_file)
-        fclose(in);
-    if (rc == 0 && (!token->access_token || (oauth2 && !token->refresh_token))) {
-        fprintf(stderr, "publish-worker: token put: expected the access token%s on %s\n",
-                oauth2 ? " then the refresh token, a line each" : "",
-                opts->token_file ? opts->token_file : "stdin");
-        rc = -1;
-    }
-    return rc == 0 ? 0 : 2;
-}
-
-static void pw_token_cmd_close(pw_token_cmd_t *cmd)
+void pw_token_cmd_close(pw_token_cmd_t *cmd)
 {
     pw_token_store_destroy(cmd->store);
     pw_redis_destroy(cmd->redis);
@@ -278,9 +246,7 @@ static void pw_token_cmd_close(pw_token_cmd_t *cmd)
     pw_config_destroy(cmd->conf);
 }
 
-/* Loads configuration and key ring, prepares Redis; returns the exit code
- * to give up with, or 0. */
-static int pw_token_cmd_open(pw_token_cmd_t *cmd, pw_config_need_t needs)
+int pw_token_cmd_open(pw_token_cmd_t *cmd, pw_config_need_t needs)
 {
     char errstr[1024];
     memset(cmd, 0, sizeof(*cmd));
@@ -299,7 +265,7 @@ static int pw_token_cmd_open(pw_token_cmd_t *cmd, pw_config_need_t needs)
     return 0;
 }
 
-static void pw_print_json(cJSON *obj)
+void pw_token_print_json(const cJSON *obj)
 {
     char *text = cJSON_PrintUnformatted(obj);
     printf("%s\n", text);
@@ -330,55 +296,93 @@ static int pw_token_announce(const pw_config_t *conf, const char *account_id, ch
     return rc;
 }
 
-static int pw_token_put(int argc, char **argv)
-{
-    pw_token_opts_t opts;
-    if (pw_token_parse(argc, argv, 1, &opts) == -1)
-        return 2;
-    pw_token_t token = {
-        .account_id = (char *)opts.account_id,
-        .user_id = (char *)opts.user_id,
-        .refresh_method = opts.method,
-        .scopes = (char *)opts.scopes,
-        .issued_at = opts.issued_at >= 0 ? opts.issued_at : pw_now_ms() / 1000,
-    };
-    token.expires_at = token.issued_at + opts.expires_in;
-    if (pw_token_read(&opts, &token) != 0) {
-        pw_secret_destroy(token.access_token);
-        pw_secret_destroy(token.refresh_token);
-        return 2;
-    }
+/* ---- put ---- */
 
-    pw_token_cmd_t cmd;
-    int exit_code = pw_token_cmd_open(&cmd, PW_CONFIG_NEED_KAFKA);
+/* Verifies the token before it is stored. Returns 0 when it may be stored,
+ * or the exit code after a message naming the problem: 2 for a token that
+ * is refused, 1 when the API could not say. */
+static int pw_token_put_verify(const pw_token_cmd_t *cmd, const pw_token_t *token,
+                               pw_verification_t *v)
+{
+    pw_http_t *http = pw_http_new(cmd->conf->http_connect_timeout_ms, cmd->conf->http_timeout_ms);
+    pw_token_verify(http, cmd->conf->threads_api_base_url, token->user_id, token->access_token,
+                    token->scopes, v);
+    pw_http_destroy(http);
+    if (v->outcome == PW_VERIFY_OK)
+        return 0;
+    fprintf(stderr, "publish-worker: token not stored: %s\n", v->message);
+    if (v->outcome == PW_VERIFY_UNREACHABLE) {
+        fprintf(stderr, "Try again, or store it unchecked with --no-verify.\n");
+        return 1;
+    }
+    return 2;
+}
+
+/* Stores the token and announces it; returns the exit code. */
+static int pw_token_put_store(pw_token_cmd_t *cmd, const pw_token_t *token,
+                              const pw_verification_t *v)
+{
     char errstr[1024];
     int64_t fence = 0;
-    if (exit_code == 0 &&
-        pw_token_store_put(cmd.store, &token, &fence, errstr, sizeof(errstr)) != PW_TS_OK) {
+    if (pw_token_store_put(cmd->store, token, &fence, errstr, sizeof(errstr)) != PW_TS_OK) {
         fprintf(stderr, "publish-worker: token not stored: %s\n", errstr);
+        return 1;
+    }
+    /* Verified now: the sweep looks again in an interval; unverified: soon. */
+    int64_t now_ms = pw_now_ms();
+    int64_t due = now_ms / 1000 + (v ? cmd->conf->token_verify_interval_s : 0);
+    if (pw_token_store_note_verification(
+            cmd->store, token->account_id, fence, v ? pw_verify_outcome_name(v->outcome) : NULL,
+            v ? v->message : NULL, now_ms, due, errstr, sizeof(errstr)) != PW_TS_OK)
+        fprintf(stderr, "publish-worker: verification not recorded: %s\n", errstr);
+    char fp[32];
+    pw_secret_fingerprint(token->access_token, fp, sizeof(fp));
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "account_id", token->account_id);
+    cJSON_AddBoolToObject(out, "stored", 1);
+    cJSON_AddBoolToObject(out, "verified", v != NULL);
+    cJSON_AddStringToObject(out, "access_token", fp);
+    cJSON_AddNumberToObject(out, "fence", (double)fence);
+    int exit_code = 0;
+    if (pw_token_announce(cmd->conf, token->account_id, errstr, sizeof(errstr)) == -1) {
+        fprintf(stderr,
+                "publish-worker: token stored, but the token_updated event was not "
+                "produced: %s\nParked posts will be published by the workers' next sweep.\n",
+                errstr);
         exit_code = 1;
     }
-    if (exit_code == 0) {
-        char fp[32];
-        pw_secret_fingerprint(token.access_token, fp, sizeof(fp));
-        cJSON *out = cJSON_CreateObject();
-        cJSON_AddStringToObject(out, "account_id", token.account_id);
-        cJSON_AddBoolToObject(out, "stored", 1);
-        cJSON_AddStringToObject(out, "access_token", fp);
-        cJSON_AddNumberToObject(out, "fence", (double)fence);
-        if (pw_token_announce(cmd.conf, token.account_id, errstr, sizeof(errstr)) == -1) {
-            fprintf(stderr,
-                    "publish-worker: token stored, but the token_updated event was not "
-                    "produced: %s\nParked posts will be published by the workers' next sweep.\n",
-                    errstr);
-            cJSON_AddBoolToObject(out, "event_produced", 0);
-            exit_code = 1;
-        } else {
-            cJSON_AddBoolToObject(out, "event_produced", 1);
-        }
-        pw_print_json(out);
-        cJSON_Delete(out);
-    }
+    cJSON_AddBoolToObject(out, "event_produced", exit_code == 0);
+    pw_token_print_json(out);
+    cJSON_Delete(out);
+    return exit_code;
+}
+
+static int pw_token_put(const pw_token_opts_t *opts)
+{
+    if (pw_token_require(opts->account_id, "--account") == -1 ||
+        pw_token_require(opts->user_id && *opts->user_id, "--user-id") == -1 ||
+        pw_token_require(opts->expires_in >= 0, "--expires-in") == -1)
+        return 2;
+    pw_token_t token = {
+        .account_id = (char *)opts->account_id,
+        .user_id = (char *)opts->user_id,
+        .refresh_method = opts->method,
+        .scopes = (char *)opts->scopes,
+        .issued_at = opts->issued_at >= 0 ? opts->issued_at : pw_now_ms() / 1000,
+    };
+    token.expires_at = token.issued_at + opts->expires_in;
+    pw_token_cmd_t cmd;
+    int exit_code =
+        pw_token_input_read(opts->token_file, opts->method == PW_REFRESH_OAUTH2, &token);
+    if (exit_code == 0)
+        exit_code = pw_token_cmd_open(&cmd, PW_CONFIG_NEED_KAFKA);
+    else
+        memset(&cmd, 0, sizeof(cmd));
+    pw_verification_t v;
+    if (exit_code == 0 && !opts->no_verify)
+        exit_code = pw_token_put_verify(&cmd, &token, &v);
+    if (exit_code == 0)
+        exit_code = pw_token_put_store(&cmd, &token, opts->no_verify ? NULL : &v);
     pw_secret_destroy(token.access_token);
     pw_secret_destroy(token.refresh_token);
     pw_token_cmd_close(&cmd);
@@ -426,40 +430,31 @@ static cJSON *pw_token_describe(const pw_token_t *token, const char *status)
     return out;
 }
 
-static int pw_token_show(int argc, char **argv)
+/* ---- show ---- */
+
+static int pw_token_show(const pw_token_opts_t *opts)
 {
-    pw_token_opts_t opts;
-    if (pw_token_parse(argc, argv, 0, &opts) == -1)
+    if (pw_token_require(opts->account_id, "--account") == -1)
         return 2;
     pw_token_cmd_t cmd;
     int exit_code = pw_token_cmd_open(&cmd, 0);
     char errstr[1024];
     pw_token_t *token = NULL;
     char *status = NULL;
-    if (exit_code == 0 && (pw_token_store_get(cmd.store, opts.account_id, &token, errstr,
+    if (exit_code == 0 && (pw_token_store_get(cmd.store, opts->account_id, &token, errstr,
                                               sizeof(errstr)) != PW_TS_OK ||
-                           pw_token_store_get_status(cmd.store, opts.account_id, &status, errstr,
+                           pw_token_store_get_status(cmd.store, opts->account_id, &status, errstr,
                                                      sizeof(errstr)) != PW_TS_OK)) {
         fprintf(stderr, "publish-worker: %s\n", errstr);
         exit_code = 1;
     }
     if (exit_code == 0) {
         cJSON *out = pw_token_describe(token, status);
-        pw_print_json(out);
+        pw_token_print_json(out);
         cJSON_Delete(out);
     }
     free(status);
     pw_token_destroy(token);
     pw_token_cmd_close(&cmd);
     return exit_code;
-}
-
-int pw_cmd_token(int argc, char **argv)
-{
-    if (argc >= 1 && strcmp(argv[0], "put") == 0)
-        return pw_token_put(argc, argv);
-    if (argc >= 1 && strcmp(argv[0], "show") == 0)
-        return pw_token_show(argc, argv);
-    fprintf(stderr, "publish-worker: token: expected put or show (see --help)\n");
-    return 2;
 }

@@ -2,7 +2,11 @@
 #ifndef PW_COMMANDS_H
 #define PW_COMMANDS_H
 
+#include <stdio.h>
+
 int pw_cmd_run(void);
 int pw_cmd_token(int argc, char **argv);
+/** @brief Prints the token subcommands' synopses. */
+void pw_token_usage(FILE *out);
 
 #endif

@@ -1,10 +1,12 @@
 /* publish-worker: commands, start-up and exit codes.
  *
  *   publish-worker [run]        the worker (run.c)
- *   publish-worker token ...    put and show account tokens (cmd_token.c)
+ *   publish-worker token ...    put, show, verify, list, rekey and delete
+ *                               account tokens (cmd_token.c)
  *   publish-worker check-config validate the environment
  * Exit codes: 0 success, 2 bad usage or configuration, 1 runtime failure. */
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,20 +25,15 @@ extern char **environ;
 
 static void pw_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: publish-worker [run]\n"
-            "       publish-worker token put --account ID --user-id THREADS_USER_ID\n"
-            "                      --expires-in SECONDS [--issued-at UNIX_S]\n"
-            "                      [--refresh-method threads|oauth2] [--scopes a,b]\n"
-            "                      [--token-file PATH]\n"
-            "                      (access token on stdin or in PATH, a line; with oauth2, then\n"
-            "                      the refresh token; not echoed on a terminal; a leading\n"
-            "                      \"Bearer \" and surrounding white space are removed)\n"
-            "       publish-worker token show --account ID\n"
-            "       publish-worker check-config\n"
-            "       publish-worker --version | --help\n\n"
-            "Takes publish.request.v1 events from Kafka and publishes them to Threads,\n"
-            "refreshing tokens and parking posts of accounts that must be reconnected.\n\n");
+    fprintf(out, "Usage: publish-worker [run]\n"
+                 "       publish-worker token SUBCOMMAND ... (below)\n"
+                 "       publish-worker check-config\n"
+                 "       publish-worker --version | --help\n\n"
+                 "Takes publish.request.v1 events from Kafka and publishes them to Threads,\n"
+                 "refreshing tokens and parking posts of accounts that must be reconnected.\n\n"
+                 "Token subcommands (publish-worker token SUBCOMMAND --help for each):\n");
+    pw_token_usage(out);
+    fputc('\n', out);
     pw_config_print_help(out);
     fprintf(out, "\nExit codes: 0 success, 2 bad usage or configuration, 1 runtime failure.\n");
 }
@@ -138,17 +135,28 @@ int main(int argc, char **argv)
         printf("publish-worker %s\n", PW_VERSION);
         return 0;
     }
+    bool help = argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "run") == 0) {
+        if (help) {
+            printf("Usage: publish-worker %s\n\n%s\n", cmd,
+                   cmd[0] == 'r' ? "Runs the worker until SIGTERM or SIGINT (see --help for its "
+                                   "settings)."
+                                 : "Validates the environment (see --help for the settings), "
+                                   "the key ring and Redis's\nmaxmemory-policy; exits 0, or "
+                                   "prints each problem and exits 2.");
+            return 0;
+        }
+        if (argc > 2) {
+            fprintf(stderr, "publish-worker: %s takes no arguments\n", cmd);
+            return 2;
+        }
+    }
     if (strcmp(cmd, "check-config") == 0)
         return pw_cmd_check_config();
     if (strcmp(cmd, "token") == 0)
         return pw_cmd_token(argc - 2, argv + 2);
-    if (strcmp(cmd, "run") == 0) {
-        if (argc > 2) {
-            fprintf(stderr, "publish-worker: run takes no arguments\n");
-            return 2;
-        }
+    if (strcmp(cmd, "run") == 0)
         return pw_cmd_run();
-    }
     fprintf(stderr, "publish-worker: unknown command '%s'\n\n", cmd);
     pw_usage(stderr);
     return 2;

@@ -1,0 +1,54 @@
+/* What the token subcommands share: their parsed flags and the connections
+ * a command opens (configuration, key ring, Redis, the token store).
+ *
+ * cmd_token.c parses the flags and runs put and show; cmd_token_verify.c
+ * runs verify; cmd_token_admin.c runs list, rekey and delete. */
+#ifndef PW_TOKEN_CMD_H
+#define PW_TOKEN_CMD_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "redis.h"
+#include "token_store.h"
+
+typedef struct pw_token_opts_s {
+    const char *account_id;
+    const char *user_id;
+    const char *scopes;
+    const char *token_file; /* NULL: stdin */
+    const char *state;      /* token list --state; NULL: every state */
+    long long expires_in;   /* -1: not given */
+    long long issued_at;    /* -1: now */
+    pw_refresh_method_t method;
+    bool all;       /* token verify --all */
+    bool json;      /* token list --json */
+    bool dry_run;   /* token rekey --dry-run */
+    bool no_verify; /* token put --no-verify */
+} pw_token_opts_t;
+
+/* Everything a token command holds; released in one place. */
+typedef struct pw_token_cmd_s {
+    pw_config_t *conf;
+    pw_keyring_t *ring;
+    pw_redis_t *redis;
+    pw_token_store_t *store;
+} pw_token_cmd_t;
+
+/** @brief Loads configuration (needs, and the key ring always) and opens
+ *  Redis and the token store. @returns 0, or the exit code to give up with
+ *  after a message. Close with pw_token_cmd_close() either way. */
+int pw_token_cmd_open(pw_token_cmd_t *cmd, pw_config_need_t needs);
+void pw_token_cmd_close(pw_token_cmd_t *cmd);
+
+/** @brief Prints obj as one line of JSON on stdout. */
+void pw_token_print_json(const cJSON *obj);
+
+int pw_token_cmd_verify(const pw_token_opts_t *opts);
+int pw_token_cmd_list(const pw_token_opts_t *opts);
+int pw_token_cmd_rekey(const pw_token_opts_t *opts);
+int pw_token_cmd_delete(const pw_token_opts_t *opts);
+
+#endif
