@@ -28,6 +28,7 @@
 #include "kafka.h"
 #include "keys.h"
 #include "log.h"
+#include "quota.h"
 #include "token_cmd.h"
 #include "token_input.h"
 #include "token_verify.h"
@@ -335,6 +336,8 @@ static int pw_token_put_store(pw_token_cmd_t *cmd, const pw_token_t *token,
             cmd->store, token->account_id, fence, v ? pw_verify_outcome_name(v->outcome) : NULL,
             v ? v->message : NULL, now_ms, due, errstr, sizeof(errstr)) != PW_TS_OK)
         fprintf(stderr, "publish-worker: verification not recorded: %s\n", errstr);
+    if (v)
+        pw_quota_note(cmd->redis, token->account_id, &v->quota);
     char fp[32];
     pw_secret_fingerprint(token->access_token, fp, sizeof(fp));
     cJSON *out = cJSON_CreateObject();
