@@ -9,6 +9,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_accounts.h"
 #include "output.h"
 #include "post_store.h"
 #include "quota.h"
@@ -510,6 +511,8 @@ static pw_begin_t pw_publish_begin(pw_ctx_t *ctx, pw_job_t *job, const pw_reques
     if (reply->element[0]->integer == 2) {
         pw_publish_parked_full(ctx, job, req);
     } else if (begin == PW_BEGIN_PARKED) {
+        if (strcmp(reply->element[1]->str, PW_PARKED_FOR_QUOTA) == 0)
+            pw_metrics_quota_wait();
         pw_outcome_t parked = {.status = PW_OUTCOME_PARKED, .reason = reply->element[1]->str};
         pw_output_answer(ctx, job, req, &parked);
     } else {

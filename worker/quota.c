@@ -64,7 +64,10 @@ void pw_quota_note(pw_redis_t *redis, const char *account_id, const pw_quota_t *
     snprintf(total, sizeof(total), "%ld", quota->total);
     snprintf(duration, sizeof(duration), "%ld", quota->duration_s);
     snprintf(at, sizeof(at), "%lld", (long long)pw_now_ms());
-    snprintf(ttl, sizeof(ttl), "%ld", quota->duration_s);
+    /* Kept well past the window: its total and window stay the account's
+     * quota when its usage is old news. */
+    snprintf(ttl, sizeof(ttl), "%ld",
+             quota->duration_s > 30 * 86400 ? quota->duration_s : 30 * 86400);
     const char *hset[] = {"HSET", k_quota.s,    "usage",  usage,   "total",
                           total,  "duration_s", duration, "at_ms", at};
     const char *expire[] = {"EXPIRE", k_quota.s, ttl};
