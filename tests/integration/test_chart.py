@@ -45,6 +45,8 @@ ALL_ON = {
     "oauth2": {"tokenUrl": "https://auth.example.com/oauth2/token", "clientId": "client-1"},
     "secret": {"tokenKeys": KEY_RING, "oauth2ClientSecret": "client-secret-1"},
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+    "grafanaDashboard": {"enabled": True},
     "keda": {"enabled": True, "authenticationRef": "kafka-auth",
              "triggerMetadata": {"sasl": "scram_sha512"}},
     "networkPolicy": {

@@ -261,3 +261,23 @@ Included by the Deployment, which every render has.
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: a ServiceMonitor scrapes through the metrics Service" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The label matchers of the workers' own series in the alert rules
+(files/alert-rules.yaml): the labels the ServiceMonitor's scrapes carry, whose
+job is the metrics Service's name, unless prometheusRule.selector replaces them.
+*/}}
+{{- define "publish-worker.ruleSelector" -}}
+{{- if .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q, namespace=%q" (printf "%s-metrics" (include "publish-worker.fullname" .)) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/*
+The label matchers of the Deployment's series in kube-state-metrics.
+*/}}
+{{- define "publish-worker.deploymentSelector" -}}
+{{- printf "namespace=%q, deployment=%q" .Release.Namespace (include "publish-worker.fullname" .) }}
+{{- end }}
