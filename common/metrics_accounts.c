@@ -57,6 +57,15 @@ static void pw_ma_printf(char **text, size_t *len, const char *fmt, ...)
 #define PW_MA_HEAD(t, l, name, type, help)                                                         \
     pw_ma_printf(t, l, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
 
+/* A timestamp gauge (ms in, seconds out); absent while ms is 0 (never). */
+static void pw_ma_time(char **t, size_t *l, const char *name, const char *help, int64_t ms)
+{
+    if (!ms)
+        return;
+    PW_MA_HEAD(t, l, name, "gauge", help);
+    pw_ma_printf(t, l, "%s %.3f\n", name, (double)ms / 1000);
+}
+
 /* The census's gauges; none before the first census (absent, not zero). */
 static void pw_ma_census(char **t, size_t *l, const pw_census_t *c)
 {
@@ -74,29 +83,15 @@ static void pw_ma_census(char **t, size_t *l, const pw_census_t *c)
         for (int i = 0; i < c->key_count; i++)
             pw_ma_printf(t, l, "publish_worker_token_records{key_id=\"%s\"} %ld\n",
                          c->keys[i].key_id, c->keys[i].records);
-        PW_MA_HEAD(t, l, "publish_worker_census_timestamp_seconds", "gauge",
-                   "When the account census shown was taken.");
-        pw_ma_printf(t, l, "publish_worker_census_timestamp_seconds %.3f\n",
-                     (double)c->taken_ms / 1000);
+        pw_ma_time(t, l, "publish_worker_census_timestamp_seconds",
+                   "When the account census shown was taken.", c->taken_ms);
     }
-    if (c->earliest_expiry_s) {
-        PW_MA_HEAD(t, l, "publish_worker_token_earliest_expiry_timestamp_seconds", "gauge",
-                   "The earliest expiry of an active account's token.");
-        pw_ma_printf(t, l, "publish_worker_token_earliest_expiry_timestamp_seconds %lld\n",
-                     (long long)c->earliest_expiry_s);
-    }
-    if (c->sweep_ok_ms) {
-        PW_MA_HEAD(t, l, "publish_worker_sweep_last_success_timestamp_seconds", "gauge",
-                   "When a worker last completed a refresh sweep.");
-        pw_ma_printf(t, l, "publish_worker_sweep_last_success_timestamp_seconds %.3f\n",
-                     (double)c->sweep_ok_ms / 1000);
-    }
-    if (c->verify_ok_ms) {
-        PW_MA_HEAD(t, l, "publish_worker_verification_last_success_timestamp_seconds", "gauge",
-                   "When a worker last completed a verification pass.");
-        pw_ma_printf(t, l, "publish_worker_verification_last_success_timestamp_seconds %.3f\n",
-                     (double)c->verify_ok_ms / 1000);
-    }
+    pw_ma_time(t, l, "publish_worker_token_earliest_expiry_timestamp_seconds",
+               "The earliest expiry of an active account's token.", c->earliest_expiry_s * 1000);
+    pw_ma_time(t, l, "publish_worker_sweep_last_success_timestamp_seconds",
+               "When a worker last completed a refresh sweep.", c->sweep_ok_ms);
+    pw_ma_time(t, l, "publish_worker_verification_last_success_timestamp_seconds",
+               "When a worker last completed a verification pass.", c->verify_ok_ms);
 }
 
 char *pw_metrics_accounts_text(void)

@@ -6,6 +6,8 @@ import uuid
 
 import jsonschema
 
+from harness import consume_json
+
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 EXAMPLES = SCHEMAS / "examples"
 
@@ -94,3 +96,28 @@ def check_results(results):
 def published_texts(fake, user_id):
     """The texts Threads published for user_id, in order."""
     return [p["text"] for p in fake.stats()["publications"].get(user_id, [])]
+
+
+def results_of(kafka_bootstrap, topics, n, timeout=60):
+    """The first n results of the test's results topic, checked (schema, no
+    secret); fails when fewer arrive within timeout."""
+    results = [r for _, r in consume_json(kafka_bootstrap, topics["results"], n, timeout)]
+    assert len(results) == n, f"{len(results)} of {n} results: {results}"
+    check_results([(None, r) for r in results])
+    return results
+
+
+def alerts_of(kafka_bootstrap, topics, n=50, timeout=4):
+    """The alerts produced so far (up to n), each checked against the schema."""
+    alerts = [a for _, a in consume_json(kafka_bootstrap, topics["alerts"], n, timeout)]
+    for a in alerts:
+        ALERT_SCHEMA.validate(a)
+    return alerts
+
+
+def account_events_of(kafka_bootstrap, topics, timeout=3):
+    """The account events produced so far, each checked against the schema."""
+    events = [e for _, e in consume_json(kafka_bootstrap, topics["account_events"], 100, timeout)]
+    for e in events:
+        ACCOUNT_EVENT_SCHEMA.validate(e)
+    return events

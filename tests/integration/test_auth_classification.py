@@ -16,31 +16,13 @@ import uuid
 import pytest
 
 from harness import consume_json, produce_many, wait_until
-from posts import ACCOUNT_EVENT_SCHEMA, ALERT_SCHEMA, check_results, connect_account, \
-    published_texts, request
+from posts import (account_events_of, alerts_of, connect_account, published_texts, request,
+                   results_of)
 
 WRONG_SECRET = "not-the-client-secret"
 
 
-def results_of(kafka_bootstrap, topics, n, timeout=60):
-    results = [r for _, r in consume_json(kafka_bootstrap, topics["results"], n, timeout)]
-    assert len(results) == n, f"{len(results)} of {n} results: {results}"
-    check_results([(None, r) for r in results])
-    return results
 
-
-def alerts_of(kafka_bootstrap, topics, n=50, timeout=4):
-    alerts = [a for _, a in consume_json(kafka_bootstrap, topics["alerts"], n, timeout)]
-    for a in alerts:
-        ALERT_SCHEMA.validate(a)
-    return alerts
-
-
-def account_events(kafka_bootstrap, topics, timeout=3):
-    events = [e for _, e in consume_json(kafka_bootstrap, topics["account_events"], 100, timeout)]
-    for e in events:
-        ACCOUNT_EVENT_SCHEMA.validate(e)
-    return events
 
 
 def expired_oauth2_accounts(run_cli, env, fake, prefix, n):
@@ -58,7 +40,7 @@ def assert_untouched(rds, kafka_bootstrap, topics, accounts):
     token_updated events."""
     for account in accounts:
         assert rds.hget(f"pw:{{{account}}}:account", "status") == b"active", account
-    events = account_events(kafka_bootstrap, topics)
+    events = account_events_of(kafka_bootstrap, topics)
     assert sorted((e["type"], e["account_id"]) for e in events) == \
         sorted(("token_updated", a) for a in accounts)
 

@@ -5,22 +5,10 @@ published (a second result) once the window frees. The fake Threads API
 counts publications in its own window and refuses past its quota_total."""
 import time
 
-from harness import consume_json, produce_many, wait_until
-from posts import ALERT_SCHEMA, check_results, connect_account, published_texts, request
+from harness import produce_many, wait_until
+from posts import alerts_of, connect_account, published_texts, request, results_of
 
 
-def results_of(kafka_bootstrap, topics, n, timeout=60):
-    results = [r for _, r in consume_json(kafka_bootstrap, topics["results"], n, timeout)]
-    assert len(results) == n, f"{len(results)} of {n} results: {results}"
-    check_results([(None, r) for r in results])
-    return results
-
-
-def alerts_of(kafka_bootstrap, topics, timeout=3):
-    alerts = [a for _, a in consume_json(kafka_bootstrap, topics["alerts"], 50, timeout)]
-    for a in alerts:
-        ALERT_SCHEMA.validate(a)
-    return alerts
 
 
 def by_post(results):

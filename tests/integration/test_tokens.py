@@ -8,22 +8,8 @@ import uuid
 import pytest
 
 from harness import consume, consume_json, produce_many, wait_until
-from posts import (ACCOUNT_EVENT_SCHEMA, ALERT_SCHEMA, check_results, connect_account,
-                   published_texts, request)
-
-
-def results_of(kafka_bootstrap, topics, n, timeout=60):
-    results = [r for _, r in consume_json(kafka_bootstrap, topics["results"], n, timeout)]
-    assert len(results) == n, f"{len(results)} of {n} results"
-    check_results([(None, r) for r in results])
-    return results
-
-
-def alerts_of(kafka_bootstrap, topics, n=50, timeout=4):
-    alerts = [a for _, a in consume_json(kafka_bootstrap, topics["alerts"], n, timeout)]
-    for a in alerts:
-        ALERT_SCHEMA.validate(a)
-    return alerts
+from posts import (ACCOUNT_EVENT_SCHEMA, alerts_of, connect_account, published_texts, request,
+                   results_of)
 
 
 def assert_no_secret_anywhere(fake, workers_, kafka_bootstrap, topics, rds):
@@ -166,7 +152,9 @@ def test_revoked_token_parks_alerts_once_and_replays_in_order(worker_env, worker
 
 def test_missing_scope_parks_with_one_permission_denied(worker_env, workers, fake, run_cli, topics,
                                                         kafka_bootstrap):
-    env = worker_env()
+    # The post finds the missing scope (the verification sweep would find it
+    # first: test_verification.py).
+    env = worker_env(TOKEN_VERIFY_INTERVAL_S="0")
     # Stored unchecked, as before verification existed (token put refuses it).
     user, _ = connect_account(run_cli, env, fake, "acct-scope", scopes=["threads_basic"],
                               verify=False)

@@ -8,7 +8,7 @@ import time
 import uuid
 
 from harness import consume_json, produce_many, wait_until
-from posts import ACCOUNT_EVENT_SCHEMA, ALERT_SCHEMA, connect_account, request
+from posts import account_events_of, alerts_of, connect_account, request
 
 
 def put(run_cli, env, account, user_id, token, *extra):
@@ -16,18 +16,6 @@ def put(run_cli, env, account, user_id, token, *extra):
                     "--expires-in", str(50 * 86400), *extra], env=env, input=token + "\n")
 
 
-def alerts_of(kafka_bootstrap, topics, timeout=4):
-    alerts = [a for _, a in consume_json(kafka_bootstrap, topics["alerts"], 50, timeout)]
-    for a in alerts:
-        ALERT_SCHEMA.validate(a)
-    return alerts
-
-
-def account_events(kafka_bootstrap, topics, timeout=3):
-    events = [e for _, e in consume_json(kafka_bootstrap, topics["account_events"], 50, timeout)]
-    for e in events:
-        ACCOUNT_EVENT_SCHEMA.validate(e)
-    return events
 
 
 def verification(rds, account):
@@ -59,7 +47,7 @@ def test_put_refuses_a_token_that_cannot_publish(run_cli, worker_env, fake, rds,
     assert res.returncode == 2
     assert "lacks a permission" in res.stderr and "threads_publishing_limit" in res.stderr
     assert rds.exists("pw:{acct-s}:token") == 0
-    assert account_events(kafka_bootstrap, topics, timeout=2) == []
+    assert account_events_of(kafka_bootstrap, topics, timeout=2) == []
     # --no-verify stores it unchecked, for offline seeding.
     res = put(run_cli, env, "acct-s", "77", "THAA-basic", "--no-verify")
     assert res.returncode == 0, res.stderr
@@ -119,7 +107,7 @@ def test_idle_revoked_account_is_marked_before_any_post(worker_env, workers, fak
     w = workers.start(env)
     wait_until(lambda: rds.hget("pw:{acct-idle}:account", "status") == b"reconnect_required",
                timeout=15, message=lambda: f"not marked:\n{w.tail()}")
-    events = [e for e in account_events(kafka_bootstrap, topics) if e["account_id"] == "acct-idle"]
+    events = [e for e in account_events_of(kafka_bootstrap, topics) if e["account_id"] == "acct-idle"]
     assert [e["type"] for e in events] == ["token_updated", "reconnect_required"]
     time.sleep(4)  # another interval: verified again, still one alert
     alerts = [a for a in alerts_of(kafka_bootstrap, topics) if a["account_id"] == "acct-idle"]
