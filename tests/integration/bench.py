@@ -105,7 +105,8 @@ def run(name, spec, args, workdir):
     nonce = secrets.token_hex(3)  # fresh accounts and post ids: no records from earlier runs
     accounts = [f"bench-{name}-{nonce}-{i}" for i in range(spec["accounts"])]
     users = connect(fake, env, accounts)
-    fake.settings(latency_ms=spec["latency_ms"])
+    # (c) publishes 400 posts an account, past Meta's 250 a day: no quota here.
+    fake.settings(latency_ms=spec["latency_ms"], quota_total=1000000)
 
     worker = harness.WorkerProcess(env, workdir / f"worker-{name}.log").start()
     print(f"bench: worker pid {worker.pid}", flush=True)

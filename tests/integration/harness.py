@@ -389,13 +389,14 @@ class FakeThreads:
         return self._post("reset")
 
     def register_token(self, access_token, user_id, expires_in=5184000, issued_at=None,
-                       scopes=None, refresh_token=None, expires_at=None):
+                       scopes=None, refresh_token=None, expires_at=None, username=None):
         """Makes access_token valid for user_id; expires_at (unix s) replaces
-        expires_in; scopes=None means every scope."""
+        expires_in; scopes=None means every scope; username (GET /v1.0/me's)
+        defaults to user_<user_id>."""
         return self._post("tokens", access_token=access_token, user_id=user_id,
                           expires_in=None if expires_at is not None else expires_in,
                           expires_at=expires_at, issued_at=issued_at, scopes=scopes,
-                          refresh_token=refresh_token)
+                          refresh_token=refresh_token, username=username)
 
     def revoke(self, user_id=None, access_token=None, subcode=460):
         return self._post("revoke", user_id=user_id, access_token=access_token, subcode=subcode)
@@ -403,7 +404,7 @@ class FakeThreads:
     def fail(self, endpoint, status=500, code=2, subcode=None, message="injected failure",
              count=1, user_id="*", retry_after=None, kind=None, processed=None, hang_ms=None):
         """The next `count` calls of endpoint (threads, threads_publish, container,
-        refresh, oauth2, or "*") by user_id fail. kind: "json" (default: the API's
+        refresh, oauth2, me, publishing_limit, or "*") by user_id fail. kind: "json" (default: the API's
         error JSON with status, code...), "html", "close", "reset", "short_body",
         "cut_json" or "hang" (for hang_ms); processed=True lets the endpoint act
         first (a post is published) and replaces its answer. See FAILURE
@@ -421,6 +422,18 @@ class FakeThreads:
 
     def advance_clock(self, s):
         return self._post("clock", advance_s=s)
+
+    def set_quota_usage(self, user_id, usage):
+        """Records `usage` publications of user_id at the fake clock's now, on
+        top of those already in the quota window (so on a fresh user its
+        quota_usage becomes `usage`): a test fills the publishing quota
+        (settings quota_total, default 250; quota_duration, default 86400 s)
+        without publishing. Returns the user's quota_usage after."""
+        return self._post("quota", user_id=user_id, usage=usage)["quota_usage"]
+
+    def quota_usage(self, user_id):
+        """The user's publications in the current quota window."""
+        return self.stats()["quota_usage"].get(user_id, 0)
 
     def stats(self):
         return self._call("GET", "stats")

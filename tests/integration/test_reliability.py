@@ -35,7 +35,8 @@ def test_a_hot_account_does_not_stall_the_others(worker_env, workers, fake, run_
                 if partition_of(a) != partition_of(hot))
     hot_user, _ = connect_account(run_cli, env, fake, hot)
     cold_user, _ = connect_account(run_cli, env, fake, cold)
-    fake.settings(latency_ms=50)  # the hot account's posts go out one at a time, slowly
+    # The hot account's posts go out one at a time, slowly, past Meta's 250 a day.
+    fake.settings(latency_ms=50, quota_total=1000000)
     acks = produce_many(kafka_bootstrap, topics["requests"],
                         [(hot, request(hot, post_id=f"hot-{i}")) for i in range(3000)])
     assert {p for p, _ in acks} == {partition_of(hot)}

@@ -1,4 +1,6 @@
-/* Accounts and tokens: token checks, refresh_access_token, the OAuth2 refresh_token grant. */
+/* Accounts and tokens: token checks, the profile (GET /v1.0/me), refresh_access_token and
+ * the OAuth2 refresh_token grant. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -76,8 +78,8 @@ static const char *ft_revoke_message(int subcode)
 }
 
 /* Meta's token checks in Meta's order: unknown, revoked, replaced by a
- * refresh, expired, another user's, missing scope. Returns the token, or NULL
- * with the error in rp.
+ * refresh, expired, another user's ("me" in a path is the token's user),
+ * missing scope. Returns the token, or NULL with the error in rp.
  * @locks_required st->lock */
 ft_token_t *ft_auth(ft_state_t *st, const ft_request_t *rq, const char *path_user, unsigned need,
                     ft_reply_t *rp)
@@ -103,13 +105,47 @@ ft_token_t *ft_auth(ft_state_t *st, const ft_request_t *rq, const char *path_use
             rp, bad_status, 190, 463,
             "Error validating access token: Session has expired on %s. The current time is %s.", at,
             now_s);
-    } else if (path_user && strcmp(path_user, t->user->id) != 0)
+    } else if (path_user && strcmp(path_user, "me") != 0 && strcmp(path_user, t->user->id) != 0)
         ft_no_object(rp, rq, path_user);
     else if ((t->scopes & need) != need)
         ft_graph_error(rp, 403, 10, 0, "Application does not have permission for this action");
     else
         return t;
     return NULL;
+}
+
+/* The profile fields of a Threads user (Meta's Threads Profiles reference);
+ * id is the default. */
+enum { FT_PF_ID, FT_PF_USERNAME, FT_PF_NAME, FT_PF_PICTURE, FT_PF_BIOGRAPHY, FT_PF_VERIFIED };
+static const char *const ft_profile_fields[] = {
+    "id", "username", "name", "threads_profile_picture_url", "threads_biography", "is_verified"};
+
+/* GET /v1.0/me?fields=id,username,...: the token's user, needs threads_basic. */
+void ft_ep_me(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp)
+{
+    const int n = (int)(sizeof ft_profile_fields / sizeof ft_profile_fields[0]);
+    const ft_token_t *t = ft_auth(st, rq, NULL, FT_SCOPE_BASIC, rp);
+    char pic[FT_ID_MAX + 64];
+    unsigned f;
+
+    if (!t || ft_param_fields(rq, ft_profile_fields, n, 1u << FT_PF_ID, "User", &f, rp) != 0)
+        return;
+    cJSON *body = cJSON_CreateObject();
+    if (f & (1u << FT_PF_ID))
+        cJSON_AddStringToObject(body, "id", t->user->id);
+    if (f & (1u << FT_PF_USERNAME))
+        cJSON_AddStringToObject(body, "username", t->user->username);
+    if (f & (1u << FT_PF_NAME))
+        cJSON_AddStringToObject(body, "name", t->user->username);
+    if (f & (1u << FT_PF_PICTURE)) {
+        snprintf(pic, sizeof pic, "https://fake-threads.invalid/profile/%s.jpg", t->user->id);
+        cJSON_AddStringToObject(body, "threads_profile_picture_url", pic);
+    }
+    if (f & (1u << FT_PF_BIOGRAPHY))
+        cJSON_AddStringToObject(body, "threads_biography", "");
+    if (f & (1u << FT_PF_VERIFIED))
+        cJSON_AddFalseToObject(body, "is_verified");
+    ft_reply_set(rp, 200, body);
 }
 
 /* GET /refresh_access_token?grant_type=th_refresh_token&access_token=... */

@@ -1,4 +1,5 @@
-/* Media containers: creation rules, their states, status checks and threads_publish. */
+/* Media containers: creation rules, their states, status checks and threads_publish
+ * (which quota.c may refuse). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,7 @@ static void ft_publish(ft_state_t *st, ft_container_t *c, int64_t now, ft_reply_
     snprintf(c->media_id, sizeof c->media_id, "%" PRIu64, st->next_media_id++);
     c->published_ms = now;
     ft_vec_push(&c->user->pubs, c);
+    ft_quota_record(st, c->user, 1); /* a carousel is one publication */
     st->publications_total++;
     cJSON_AddStringToObject(body, "id", c->media_id);
     ft_reply_set(rp, 200, body);
@@ -231,6 +233,6 @@ void ft_ep_publish(ft_state_t *st, const ft_request_t *rq, const char *user_id, 
     else if (status == FT_CS_EXPIRED)
         ft_graph_error(rp, 400, 24, 4279001,
                        "The media container has expired and can no longer be published");
-    else
+    else if (!ft_quota_reject(st, t->user, rp)) /* last: only a publishable container counts */
         ft_publish(st, c, now, rp);
 }

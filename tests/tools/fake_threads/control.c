@@ -1,4 +1,5 @@
-/* The control API under /__control/: reset, tokens, revoke, settings, clock, counters. */
+/* The control API under /__control/: reset, tokens, revoke, settings, clock, counters
+ * (failures live in faults.c, quota in quota.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ static cJSON *ft_settings_json(const ft_settings_t *s)
     cJSON_AddBoolToObject(o, "oauth_rotate", s->oauth_rotate);
     cJSON_AddNumberToObject(o, "refresh_expires_in", (double)s->refresh_expires_in);
     cJSON_AddNumberToObject(o, "oauth_expires_in", (double)s->oauth_expires_in);
+    cJSON_AddNumberToObject(o, "quota_total", (double)s->quota_total);
+    cJSON_AddNumberToObject(o, "quota_duration", (double)s->quota_duration);
     return o;
 }
 
@@ -40,6 +43,10 @@ static int ft_setting_apply(ft_settings_t *s, const cJSON *it)
         return ft_json_long(it, 1, 1L << 40, &s->refresh_expires_in);
     if (strcmp(k, "oauth_expires_in") == 0)
         return ft_json_long(it, 1, 1L << 40, &s->oauth_expires_in);
+    if (strcmp(k, "quota_total") == 0)
+        return ft_json_long(it, 0, 1000000, &s->quota_total);
+    if (strcmp(k, "quota_duration") == 0)
+        return ft_json_long(it, 1, 1L << 31, &s->quota_duration);
     if (strcmp(k, "invalidate_on_refresh") == 0 || strcmp(k, "oauth_rotate") == 0) {
         if (!cJSON_IsBool(it))
             return -1;
@@ -111,6 +118,16 @@ static int ft_scopes_from_json(const cJSON *arr, unsigned *out)
     return 0;
 }
 
+/* A Threads (Instagram) username: 1 to 30 letters, digits, periods and underscores. */
+static bool ft_username_ok(const cJSON *it)
+{
+    const char *s = cJSON_GetStringValue(it);
+    size_t len = s ? strlen(s) : 0;
+    return !it || cJSON_IsNull(it) ||
+           (len >= 1 && len <= 30 &&
+            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._") == len);
+}
+
 static void ft_ctl_tokens(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp)
 {
     const char *at = cJSON_GetStringValue(cJSON_GetObjectItem(in, "access_token"));
@@ -118,7 +135,8 @@ static void ft_ctl_tokens(ft_state_t *st, const cJSON *in, const ft_request_t *r
     const cJSON *rtj = cJSON_GetObjectItem(in, "refresh_token"),
                 *exp_in = cJSON_GetObjectItem(in, "expires_in");
     const cJSON *exp_at = cJSON_GetObjectItem(in, "expires_at"),
-                *iss = cJSON_GetObjectItem(in, "issued_at");
+                *iss = cJSON_GetObjectItem(in, "issued_at"),
+                *name = cJSON_GetObjectItem(in, "username");
     int64_t now = ft_now_ms(st), issued = now, expires = now + FT_DEFAULT_EXPIRES_IN * 1000LL;
     unsigned scopes;
     (void)rq;
@@ -129,8 +147,10 @@ static void ft_ctl_tokens(ft_state_t *st, const cJSON *in, const ft_request_t *r
     }
     if ((exp_in && !cJSON_IsNumber(exp_in)) || (exp_at && !cJSON_IsNumber(exp_at)) ||
         (iss && !cJSON_IsNumber(iss)) || (rtj && !cJSON_IsNull(rtj) && !cJSON_IsString(rtj)) ||
-        ft_scopes_from_json(cJSON_GetObjectItem(in, "scopes"), &scopes) != 0) {
-        ft_ctl_error(rp, 400, "bad expires_in, expires_at, issued_at, refresh_token or scopes");
+        ft_scopes_from_json(cJSON_GetObjectItem(in, "scopes"), &scopes) != 0 ||
+        !ft_username_ok(name)) {
+        ft_ctl_error(rp, 400,
+                     "bad expires_in, expires_at, issued_at, refresh_token, scopes or username");
         return;
     }
     if (iss)
@@ -151,6 +171,10 @@ static void ft_ctl_tokens(ft_state_t *st, const cJSON *in, const ft_request_t *r
     }
     if (rt)
         rt->access = t;
+    if (cJSON_IsString(name)) {
+        free(u->username);
+        u->username = ft_xstrdup(name->valuestring);
+    }
     ft_ctl_ok(rp);
 }
 
@@ -230,7 +254,8 @@ static void ft_stats_injected(const ft_state_t *st, cJSON *o)
 
 static void ft_ctl_stats(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp)
 {
-    cJSON *o = cJSON_CreateObject(), *reqs, *errs, *pubs, *refr, *failr;
+    cJSON *o = cJSON_CreateObject(), *reqs, *errs, *pubs, *refr, *failr, *usage, *rejs;
+    long rejections = 0, n;
     (void)in;
     (void)rq;
 
@@ -245,8 +270,15 @@ static void ft_ctl_stats(ft_state_t *st, const cJSON *in, const ft_request_t *rq
     cJSON_AddNumberToObject(o, "publications_total", (double)st->publications_total);
     refr = cJSON_AddObjectToObject(o, "refreshes");
     failr = cJSON_AddObjectToObject(o, "failed_refreshes");
+    usage = cJSON_AddObjectToObject(o, "quota_usage");
+    rejs = cJSON_AddObjectToObject(o, "quota_rejections");
     for (size_t i = 0; i < st->user_list.n; i++) {
         const ft_user_t *u = st->user_list.v[i];
+        if ((n = ft_quota_usage(st, u)))
+            cJSON_AddNumberToObject(usage, u->id, (double)n);
+        if (u->quota_rejections)
+            cJSON_AddNumberToObject(rejs, u->id, (double)u->quota_rejections);
+        rejections += u->quota_rejections;
         if (u->pubs.n) {
             cJSON *arr = cJSON_AddArrayToObject(pubs, u->id);
             for (size_t j = 0; j < u->pubs.n; j++)
@@ -257,6 +289,7 @@ static void ft_ctl_stats(ft_state_t *st, const cJSON *in, const ft_request_t *rq
         if (u->failed_refreshes)
             cJSON_AddNumberToObject(failr, u->id, (double)u->failed_refreshes);
     }
+    cJSON_AddNumberToObject(o, "quota_rejections_total", (double)rejections);
     ft_stats_injected(st, o);
     cJSON_AddNumberToObject(o, "double_publish_attempts", (double)st->double_publish_attempts);
     cJSON_AddNumberToObject(o, "containers_created", (double)st->containers_created);
@@ -331,6 +364,7 @@ static const struct {
     {"POST", "stats/reset_peak", ft_ctl_reset_peak},
     {"GET", "tokens/issued", ft_ctl_tokens_issued},
     {"GET", "tokens/current", ft_ctl_tokens_current},
+    {"POST", "quota", ft_ctl_quota},
 };
 
 void ft_control_serve(ft_state_t *st, const ft_request_t *rq, const char *path, const char *method,

@@ -4,11 +4,43 @@
  * benchmark. It serves what publish-worker calls, with Meta's validation rules
  * and error shapes: container creation (POST /v1.0/{user-id}/threads),
  * container status (GET /v1.0/{container-id}), publishing
- * (POST /v1.0/{user-id}/threads_publish), the long-lived token refresh
+ * (POST /v1.0/{user-id}/threads_publish) within the publishing quota, the
+ * quota's usage (GET /v1.0/{user-id}/threads_publishing_limit), the token's
+ * profile (GET /v1.0/me), the long-lived token refresh
  * (GET /refresh_access_token) and an RFC 6749 §6 token endpoint
  * (POST /oauth2/token). A JSON control API under /__control/ lets a test
- * register and revoke tokens, inject failures, add latency, move a fake clock
- * and read counters.
+ * register and revoke tokens, inject failures, add latency, move a fake clock,
+ * fill a user's publishing quota and read counters.
+ *
+ * THE ENDPOINTS and their names (in stats, failures and latency settings)
+ * - threads: POST /v1.0/{user-id}/threads. threads_publish: POST
+ *   /v1.0/{user-id}/threads_publish. Both need threads_basic and
+ *   threads_content_publish.
+ * - container: GET /v1.0/{container-id}?fields=status,error_message;
+ *   threads_basic.
+ * - me: GET /v1.0/me?fields=id,username,name,threads_profile_picture_url,
+ *   threads_biography,is_verified (default: id); threads_basic. username is
+ *   user_<id> unless POST /__control/tokens named one; name is the username,
+ *   the picture a URL under fake-threads.invalid, the biography empty,
+ *   is_verified false.
+ * - publishing_limit: GET /v1.0/{user-id}/threads_publishing_limit
+ *   ?fields=quota_usage,config (default: quota_usage) answers
+ *   {"data": [{"quota_usage": N, "config": {"quota_total": 250,
+ *   "quota_duration": 86400}}]} with the requested fields; threads_basic and
+ *   threads_content_publish.
+ * - refresh: GET /refresh_access_token. oauth2: POST /oauth2/token.
+ * - other: anything else (404, code 100).
+ * Every Graph endpoint runs Meta's token checks (ft_auth: unknown 190,
+ * revoked 190/subcode, replaced by a refresh 190/467, expired 190/463,
+ * another user's path 100/33, missing scope 10). "me" in a path is the
+ * token's user, as on Meta's hosts.
+ *
+ * THE PUBLISHING QUOTA (quota.c): a user's usage is the number of its
+ * publications (threads_publish successes, a carousel counting once, and
+ * those seeded with POST /__control/quota) in the last quota_duration seconds
+ * of the fake clock. A threads_publish that would take usage past quota_total
+ * is refused with HTTP 400, code 9, error_subcode 2207042 (see CHOICES) and
+ * publishes nothing; advancing the clock past the window frees the quota.
  *
  * THE PARTS, in the order a request meets them
  * - main.c: the command line, signals, start-up and shutdown.
@@ -19,11 +51,14 @@
  *   is raised.
  * - faults.c: injected failures: the queue that POST /__control/failures
  *   fills and that every Graph request consults before its endpoint runs.
- * - accounts.c: users' tokens: Meta's token checks, refresh_access_token and
- *   the OAuth2 refresh_token grant.
+ * - accounts.c: users' tokens: Meta's token checks, the profile (me),
+ *   refresh_access_token and the OAuth2 refresh_token grant.
  * - containers.c: media containers, their states and threads_publish.
+ * - quota.c: the publishing quota, threads_publishing_limit and
+ *   POST /__control/quota.
  * - control.c: the rest of /__control/: reset, tokens, revoke, settings
- *   (latency, token rules, container timing), the fake clock and the counters.
+ *   (latency, token rules, container timing, quota), the fake clock and the
+ *   counters.
  * - state.c: the one ft_state_t, its reset, users and the fake clock.
  * - util.c: memory, randomness, time, a vector and a string-keyed hash table.
  * http.c calls the endpoints and the control API, never the other way round:
@@ -54,6 +89,25 @@
  *   error_user_msg, as Meta does; an unknown creation_id is such a bad
  *   parameter, not 100/33, which clients read as "wrong token".
  * - A carousel is ready when its slowest child is and fails when one does.
+ * - Meta documents no error for a reached Threads publishing limit (only the
+ *   limit: 250 posts in a moving 24 h, enforced on threads_publish). The fake
+ *   answers the one Instagram's Content Publishing API documents for its own
+ *   limit: HTTP 400, code 9, error_subcode 2207042, "You reached maximum
+ *   number of posts that is allowed to be published by Content Publishing
+ *   API." (also in error_user_msg), is_transient false. It is checked after
+ *   every container check, so an already published container still answers
+ *   4279002 and a bad creation_id "Invalid parameter".
+ * - The quota counts every publication, replies too (Meta counts replies
+ *   against a separate 1,000 a day, which the fake does not model); a
+ *   publication counts while it is less than quota_duration old, and one the
+ *   clock was moved back before counts until then too.
+ * - threads_publishing_limit serves quota_usage and config only; the real
+ *   endpoint's reply_, delete_ and location_search_ quota fields, like any
+ *   unknown field of either endpoint, answer Meta's 400 "(#100) Tried
+ *   accessing nonexisting field (F) on node type (T)". Its default field is
+ *   quota_usage, as Instagram's content_publishing_limit documents (Threads
+ *   documents none). GET /v1.0/{user-id} is a container status, never a
+ *   profile: the profile is served at /v1.0/me only.
  * - The OAuth2 endpoint authenticates the client first (HTTP Basic, or the
  *   client_id and client_secret fields) against --oauth-client-id and
  *   --oauth-client-secret (pw-client and pw-secret by default): any other
@@ -64,25 +118,36 @@
  * counted (tests/integration/harness.py's FakeThreads wraps it)
  * - POST reset: drops every token, container, failure, setting and counter.
  * - POST tokens {access_token, user_id, refresh_token, expires_in or
- *   expires_at, issued_at, scopes}; POST revoke {user_id, access_token or
- *   refresh_token, subcode}; GET tokens/issued; GET tokens/current?user_id=.
+ *   expires_at, issued_at, scopes, username}; POST revoke {user_id,
+ *   access_token or refresh_token, subcode}; GET tokens/issued;
+ *   GET tokens/current?user_id=. username (1 to 30 letters, digits, periods,
+ *   underscores) renames the user; absent, it stays as it was.
  * - GET, POST settings {latency_ms, latency_ms_by_endpoint, token_error_status,
  *   invalidate_on_refresh, oauth_rotate, container_ready_ms,
- *   refresh_expires_in, oauth_expires_in}. Latency delays every request (of
- *   an endpoint) until changed: for one request of one user, inject a hang.
+ *   refresh_expires_in, oauth_expires_in, quota_total (default 250, 0 to
+ *   1000000), quota_duration (seconds, default 86400)}. Latency delays every
+ *   request (of an endpoint) until changed: for one request of one user,
+ *   inject a hang.
+ * - POST quota {user_id, usage}: records `usage` (0 to 100000) publications
+ *   of the user at the fake clock's now, on top of those already in the
+ *   window, without any post; answers {ok, quota_usage (after), quota_total,
+ *   quota_duration}.
  * - GET, POST clock {advance_s}: the fake clock.
  * - GET stats: requests, errors and injected failures by endpoint, injected
  *   failures by kind, publications, refreshes and failed refreshes by user,
- *   requests in flight and their peak; POST stats/reset_peak.
+ *   quota_usage (users with any) and quota_rejections by user,
+ *   quota_rejections_total, requests in flight and their peak;
+ *   POST stats/reset_peak.
  * - POST failures, DELETE failures: below.
  *
  * FAILURE INJECTION: POST /__control/failures queues one entry, or all of
  * {"entries": [...]} or none. A Graph or OAuth2 request takes one use of the
  * first entry that matches it and has uses left. Fields, all optional:
  * - user_id: "*" (default) or the user whose requests fail: the path's user,
- *   the container's owner, or the holder of the (refresh) token.
+ *   the container's owner, or the holder of the (refresh) token (for me, and
+ *   for a path that says "me").
  * - endpoint: "*" (default), threads, threads_publish, container, refresh,
- *   oauth2 or other.
+ *   oauth2, me, publishing_limit or other.
  * - count: how many requests fail (default 1): a burst of 502s is count 5.
  * - kind, what the client gets:
  *   - json (default): the API's error JSON, with status (default 500), code
@@ -142,6 +207,8 @@ enum {
     FT_EP_CONTAINER,
     FT_EP_REFRESH,
     FT_EP_OAUTH2,
+    FT_EP_ME,    /* GET /v1.0/me */
+    FT_EP_LIMIT, /* GET /v1.0/{user-id}/threads_publishing_limit */
     FT_EP_OTHER,
     FT_EP_COUNT
 };
@@ -221,9 +288,17 @@ typedef struct {
 
 struct ft_user {
     char *id;
+    char *username;  /* user_<id> unless POST /__control/tokens named one */
     ft_vec_t tokens; /* ft_token_t *, oldest first, not owned */
     ft_vec_t pubs;   /* ft_container_t *, in publication order, not owned */
     long refreshes, failed_refreshes;
+    /* Fake times of the publications that count against the publishing quota
+     * (threads_publish successes and seeded ones), sorted (quota.c). */
+    struct {
+        int64_t *ms;
+        size_t n, cap;
+    } quota;
+    long quota_rejections;
 };
 
 /* One queued failure; its fields are faults.c's business. */
@@ -236,6 +311,7 @@ typedef struct {
     bool invalidate_on_refresh, oauth_rotate;
     long container_ready_ms[FT_MEDIA_COUNT];
     long refresh_expires_in, oauth_expires_in;
+    long quota_total, quota_duration; /* publications per quota_duration seconds */
 } ft_settings_t;
 
 typedef struct {
@@ -338,6 +414,11 @@ void ft_url_decode(char *s);
 const char *ft_param(const ft_request_t *rq, const char *name);
 /** @brief The access token: form field, query parameter or Authorization: Bearer. */
 const char *ft_param_token(const ft_request_t *rq);
+/** @brief The fields parameter (comma separated) as a bit set over names[0..n):
+ * bit i for names[i]; absent or empty means dflt. @returns 0, or -1 with Meta's
+ * "nonexisting field" error on the node type `node` in rp. */
+int ft_param_fields(const ft_request_t *rq, const char *const *names, int n, unsigned dflt,
+                    const char *node, unsigned *out, ft_reply_t *rp);
 /** @brief Replaces rp's status and body; takes ownership of body. */
 void ft_reply_set(ft_reply_t *rp, int status, cJSON *body);
 /** @brief Sets a Graph API error reply. @returns its "error" object for extra fields. */
@@ -397,6 +478,8 @@ ft_token_t *ft_auth(ft_state_t *st, const ft_request_t *rq, const char *path_use
 void ft_ep_refresh(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
 /** @brief POST /oauth2/token */
 void ft_ep_oauth2(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
+/** @brief GET /v1.0/me?fields=id,username,... */
+void ft_ep_me(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
 
 /* ------------------------------------------------------------------------ */
 /* containers.c (@locks_required st->lock for all)                           */
@@ -407,6 +490,23 @@ void ft_ep_threads(ft_state_t *st, const ft_request_t *rq, const char *user_id, 
 void ft_ep_container(ft_state_t *st, const ft_request_t *rq, const char *id, ft_reply_t *rp);
 /** @brief POST /v1.0/{user-id}/threads_publish */
 void ft_ep_publish(ft_state_t *st, const ft_request_t *rq, const char *user_id, ft_reply_t *rp);
+
+/* ------------------------------------------------------------------------ */
+/* quota.c (@locks_required st->lock for all)                                */
+
+/** @returns u's publications within the last quota_duration seconds of the fake clock. */
+long ft_quota_usage(const ft_state_t *st, const ft_user_t *u);
+/** @brief Records n publications of u at the fake clock's now. */
+void ft_quota_record(ft_state_t *st, ft_user_t *u, long n);
+/** @brief Answers threads_publish's "publishing limit reached" error when one
+ * more publication of u would exceed quota_total, and counts the rejection.
+ * @returns true when it did (the caller must not publish). */
+bool ft_quota_reject(ft_state_t *st, ft_user_t *u, ft_reply_t *rp);
+/** @brief GET /v1.0/{user-id}/threads_publishing_limit */
+void ft_ep_publishing_limit(ft_state_t *st, const ft_request_t *rq, const char *user_id,
+                            ft_reply_t *rp);
+/** @brief POST /__control/quota {user_id, usage} */
+void ft_ctl_quota(ft_state_t *st, const cJSON *in, const ft_request_t *rq, ft_reply_t *rp);
 
 /* ------------------------------------------------------------------------ */
 /* control.c                                                                 */

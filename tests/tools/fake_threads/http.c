@@ -11,7 +11,7 @@
 
 typedef struct {
     int ep;
-    char id[FT_ID_MAX]; /* user id (threads, threads_publish) or container id */
+    char id[FT_ID_MAX]; /* user id (threads, threads_publish, publishing_limit) or container id */
 } ft_route_t;
 
 /* ------------------------------------------------------------------------ */
@@ -102,6 +102,39 @@ const char *ft_param_token(const ft_request_t *rq)
     if (!v && auth && strncasecmp(auth, "Bearer ", 7) == 0)
         v = auth + 7;
     return v;
+}
+
+/* The fields parameter as a bit set over names[0..n); Meta refuses a field
+ * the node type does not have (nested field syntax included). */
+int ft_param_fields(const ft_request_t *rq, const char *const *names, int n, unsigned dflt,
+                    const char *node, unsigned *out, ft_reply_t *rp)
+{
+    const char *p = ft_param(rq, "fields");
+
+    *out = 0;
+    while (p && *p) {
+        size_t len;
+        int i;
+        p += strspn(p, " ,");
+        len = strcspn(p, ",");
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (!len)
+            break;
+        for (i = 0; i < n && (strlen(names[i]) != len || strncmp(names[i], p, len) != 0); i++)
+            ;
+        if (i == n) {
+            ft_graph_error(rp, 400, 100, 0,
+                           "(#100) Tried accessing nonexisting field (%.*s) on node type (%s)",
+                           (int)(len > 64 ? 64 : len), p, node);
+            return -1;
+        }
+        *out |= 1u << i;
+        p += strcspn(p, ",");
+    }
+    if (!*out)
+        *out = dflt;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -216,7 +249,9 @@ static void ft_route_parse(const char *url, const char *method, ft_route_t *rt)
     memcpy(rt->id, rest, idlen);
     rt->id[idlen] = '\0';
     if (!slash && get)
-        rt->ep = FT_EP_CONTAINER;
+        rt->ep = strcmp(rt->id, "me") == 0 ? FT_EP_ME : FT_EP_CONTAINER;
+    else if (slash && get && strcmp(slash, "/threads_publishing_limit") == 0)
+        rt->ep = FT_EP_LIMIT;
     else if (slash && post && strcmp(slash, "/threads") == 0)
         rt->ep = FT_EP_THREADS;
     else if (slash && post && strcmp(slash, "/threads_publish") == 0)
@@ -233,13 +268,18 @@ static const char *ft_request_user(ft_state_t *st, const ft_request_t *rq, const
     switch (rt->ep) {
     case FT_EP_THREADS:
     case FT_EP_PUBLISH:
-        return rt->id;
+    case FT_EP_LIMIT:
+        if (strcmp(rt->id, "me") != 0)
+            return rt->id;
+        t = ft_map_get(&st->tokens, ft_param_token(rq));
+        break;
     case FT_EP_CONTAINER:
         if ((c = ft_map_get(&st->containers, rt->id)))
             return c->user->id;
         t = ft_map_get(&st->tokens, ft_param_token(rq));
         break;
     case FT_EP_REFRESH:
+    case FT_EP_ME:
         t = ft_map_get(&st->tokens, ft_param_token(rq));
         break;
     case FT_EP_OAUTH2:
@@ -268,6 +308,12 @@ static void ft_graph_endpoint(ft_state_t *st, const ft_request_t *rq, const ft_r
         break;
     case FT_EP_OAUTH2:
         ft_ep_oauth2(st, rq, rp);
+        break;
+    case FT_EP_ME:
+        ft_ep_me(st, rq, rp);
+        break;
+    case FT_EP_LIMIT:
+        ft_ep_publishing_limit(st, rq, rt->id, rp);
         break;
     default:
         ft_graph_error(rp, 404, 100, 0, "Unknown path components or unsupported method");

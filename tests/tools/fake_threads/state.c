@@ -6,8 +6,9 @@
 
 #include "fake.h"
 
-const char *const ft_ep_names[FT_EP_COUNT] = {"threads", "threads_publish", "container",
-                                              "refresh", "oauth2",          "other"};
+const char *const ft_ep_names[FT_EP_COUNT] = {
+    "threads", "threads_publish",  "container", "refresh", "oauth2",
+    "me",      "publishing_limit", "other"};
 
 const char *const ft_media_names[FT_MEDIA_COUNT] = {"TEXT", "IMAGE", "VIDEO", "CAROUSEL"};
 
@@ -34,7 +35,9 @@ static void ft_settings_default(ft_settings_t *s)
                          .oauth_rotate = true,
                          .container_ready_ms = {[FT_VIDEO] = 300},
                          .refresh_expires_in = FT_DEFAULT_EXPIRES_IN,
-                         .oauth_expires_in = 3600};
+                         .oauth_expires_in = 3600,
+                         .quota_total = 250,
+                         .quota_duration = 86400};
     for (int i = 0; i < FT_EP_COUNT; i++)
         s->latency_by_ep[i] = -1;
 }
@@ -108,6 +111,8 @@ void ft_state_reset(ft_state_t *st)
         ft_user_t *u = st->user_list.v[i];
         free(u->tokens.v);
         free(u->pubs.v);
+        free(u->quota.ms);
+        free(u->username);
         free(u->id);
         free(u);
     }
@@ -140,6 +145,9 @@ ft_user_t *ft_user_get(ft_state_t *st, const char *id)
         if (!u)
             ft_oom();
         u->id = ft_xstrdup(id);
+        u->username = ft_xmalloc(strlen(id) + 6);
+        strcpy(u->username, "user_");
+        strcat(u->username, id);
         ft_map_put(&st->users, u->id, u);
         ft_vec_push(&st->user_list, u);
     }
