@@ -61,10 +61,16 @@ static const pw_token_subcmd_t pw_token_subcmds[] = {
     {"show", "a", "show --account ID",
      "Prints the account's token record as JSON, every secret as a fingerprint.", pw_token_show},
     {"verify", "aA", "verify (--account ID | --all)",
-     "Checks stored tokens against the API with read-only calls (GET /me and\n"
-     "the publishing limit): ok, expired, revoked, missing_scope, wrong_user or\n"
-     "unreachable, a JSON line per account. Exit 0 only when every checked\n"
-     "token is ok, 1 otherwise. Never prints a token.",
+     "Checks stored tokens against the API with read-only calls (GET /me, the\n"
+     "publishing limit, debug_token for scopes beyond publishing) as the\n"
+     "record's user and scopes: ok, expired, revoked, missing_scope, wrong_user,\n"
+     "unreachable, or unreadable (the key ring cannot open the record); a JSON\n"
+     "line per account, a summary on stderr. Records each result for token list\n"
+     "and the sweep, but marks no account: the workers' verification sweep does\n"
+     "that. --all keeps to TOKEN_VERIFY_MAX_PER_S, shared with the sweeps.\n"
+     "Exit 0 only when every checked token is ok; 1 otherwise (an account with\n"
+     "no token, Redis failing); 2 without exactly one of --account and --all.\n"
+     "Never prints a token.",
      pw_token_cmd_verify},
     {"list", "tj", "list [--state active|reconnect_required|quota_wait] [--json]",
      "Every account: state (and reason and since when), refresh method, expiry,\n"
@@ -270,6 +276,99 @@ void pw_token_print_json(const cJSON *obj)
     char *text = cJSON_PrintUnformatted(obj);
     printf("%s\n", text);
     free(text);
+}
+
+void pw_token_json_time(cJSON *obj, const char *name, int64_t epoch_ms)
+{
+    if (epoch_ms <= 0) {
+        cJSON_AddNullToObject(obj, name);
+        return;
+    }
+    char buf[40];
+    pw_format_time_ms(epoch_ms, buf, sizeof(buf));
+    cJSON_AddStringToObject(obj, name, buf);
+}
+
+/* The account of a token record's key pw:{ACCT}:token, or NULL when the
+ * key only looks like one (a post id may hold "}:token"). */
+static char *pw_token_key_account(const redisReply *key)
+{
+    static const char prefix[] = "pw:{", suffix[] = "}:token";
+    size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
+    if (key->type != REDIS_REPLY_STRING || key->len <= plen + slen ||
+        memcmp(key->str, prefix, plen) != 0 || strcmp(key->str + key->len - slen, suffix) != 0)
+        return NULL;
+    char *id = pw_strndup(key->str + plen, key->len - plen - slen);
+    if (!pw_account_id_valid(id)) {
+        free(id);
+        return NULL;
+    }
+    return id;
+}
+
+/* Hands one SCAN/SSCAN page's ids to fn; members: the page lists account
+ * ids themselves, not record keys. */
+static int pw_token_scan_page(const redisReply *items, bool members, pw_token_scan_fn fn, void *arg,
+                              char *errstr, size_t errstr_size)
+{
+    char **ids = pw_calloc(items->elements ? items->elements : 1, sizeof(char *));
+    size_t count = 0;
+    for (size_t i = 0; i < items->elements; i++) {
+        const redisReply *item = items->element[i];
+        char *id = members ? pw_strndup(item->str, item->len) : pw_token_key_account(item);
+        if (id && members && !pw_account_id_valid(id)) {
+            free(id);
+            id = NULL;
+        }
+        if (id)
+            ids[count++] = id;
+    }
+    int rc = count ? fn(arg, ids, count, errstr, errstr_size) : 0;
+    for (size_t i = 0; i < count; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
+
+/* SCAN (set NULL) or SSCAN set, page by page. */
+static int pw_token_scan_do(pw_token_cmd_t *cmd, const char *set, pw_token_scan_fn fn, void *arg,
+                            char *errstr, size_t errstr_size)
+{
+    char cursor[32] = "0";
+    do {
+        const char *scan[] = {"SCAN", cursor, "MATCH", "pw:{*}:token", "COUNT", "1000"};
+        const char *sscan[] = {"SSCAN", set, cursor, "COUNT", "1000"};
+        redisReply *reply = set ? pw_redis_command(cmd->redis, errstr, errstr_size, 5, sscan)
+                                : pw_redis_command(cmd->redis, errstr, errstr_size, 6, scan);
+        if (!reply)
+            return -1;
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[1]->type != REDIS_REPLY_ARRAY) {
+            pw_errstr_set(errstr, errstr_size, "redis: unexpected %s reply",
+                          set ? "SSCAN" : "SCAN");
+            freeReplyObject(reply);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+        int rc = pw_token_scan_page(reply->element[1], set != NULL, fn, arg, errstr, errstr_size);
+        freeReplyObject(reply);
+        if (rc == -1)
+            return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int pw_token_cmd_scan(pw_token_cmd_t *cmd, pw_token_scan_fn fn, void *arg, char *errstr,
+                      size_t errstr_size)
+{
+    return pw_token_scan_do(cmd, NULL, fn, arg, errstr, errstr_size);
+}
+
+int pw_token_cmd_scan_set(pw_token_cmd_t *cmd, const char *set, pw_token_scan_fn fn, void *arg,
+                          char *errstr, size_t errstr_size)
+{
+    return pw_token_scan_do(cmd, set, fn, arg, errstr, errstr_size);
 }
 
 /* Produces account.event.v1 token_updated and waits for its delivery. */
