@@ -3,7 +3,7 @@
  *   put     verify a token against the API and store it (cmd_token.c)
  *   show    one record, secrets as fingerprints (cmd_token.c)
  *   verify  check stored tokens against the API (cmd_token_verify.c)
- *   list    every account's state (cmd_token_admin.c)
+ *   list    every account's state (cmd_token_list.c)
  *   rekey   re-seal records with the ring's first key (cmd_token_admin.c)
  *   delete  offboard an account (cmd_token_admin.c)
  *

@@ -2,7 +2,8 @@
  * a command opens (configuration, key ring, Redis, the token store).
  *
  * cmd_token.c parses the flags and runs put and show; cmd_token_verify.c
- * runs verify; cmd_token_admin.c runs list, rekey and delete. */
+ * runs verify; cmd_token_list.c runs list; cmd_token_admin.c runs rekey and
+ * delete. */
 #ifndef PW_TOKEN_CMD_H
 #define PW_TOKEN_CMD_H
 
