@@ -78,13 +78,20 @@ static const pw_token_subcmd_t pw_token_subcmds[] = {
      "id that seals its record. A table, or with --json a JSON line each.",
      pw_token_cmd_list},
     {"rekey", "d", "rekey [--dry-run]",
-     "Re-seals every token record with the key ring's first key, never over a\n"
-     "token refreshed meanwhile; reports records per key id before and after.\n"
-     "Safe to interrupt and run again. Exit 0 when nothing is left to do.",
+     "Re-seals every token record that a key other than the ring's first sealed\n"
+     "with the first key, never over a token refreshed or put meanwhile (such a\n"
+     "record is read again); reports records per key id before and after as\n"
+     "JSON. Safe to interrupt and run again. --dry-run changes nothing and\n"
+     "reports what would change. Exit 0 when nothing is left to do or all was\n"
+     "done; 1 when a record cannot be opened (named on stderr) or Redis failed.",
      pw_token_cmd_rekey},
-    {"delete", "a", "delete --account ID",
-     "Offboards an account: answers its parked posts failed (class auth) and\n"
-     "removes its token and every state the worker keeps for it.",
+    {"delete", "aw", "delete --account ID [--wait SECONDS]",
+     "Offboards an account: takes its replay lock (waiting up to --wait seconds,\n"
+     "default 30, for a worker replaying it; exit 1 if it is still held), answers\n"
+     "each parked post failed (class auth) and waits until Kafka has the results,\n"
+     "then removes the token and every key the worker keeps for the account\n"
+     "except its fence counter, and takes it out of the sweeps' indexes. Prints\n"
+     "a JSON summary; an account with nothing stored is found:false, exit 0.",
      pw_token_cmd_delete},
 };
 
@@ -101,6 +108,7 @@ static const struct option pw_token_longopts[] = {
     {"state", required_argument, NULL, 't'},
     {"json", no_argument, NULL, 'j'},
     {"dry-run", no_argument, NULL, 'd'},
+    {"wait", required_argument, NULL, 'w'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -168,6 +176,8 @@ static int pw_token_opt(int c, pw_token_opts_t *opts)
         return pw_parse_int("--expires-in", optarg, 1, PW_TIME_MAX_S / 2, &opts->expires_in);
     case 'i':
         return pw_parse_int("--issued-at", optarg, 0, PW_TIME_MAX_S / 2, &opts->issued_at);
+    case 'w':
+        return pw_parse_int("--wait", optarg, 0, 3600, &opts->wait_s);
     case 'm':
         if (pw_refresh_method_parse(optarg, &opts->method) == 0)
             return 0;
@@ -186,6 +196,7 @@ static int pw_token_parse(const pw_token_subcmd_t *sub, int argc, char **argv,
     memset(opts, 0, sizeof(*opts));
     opts->expires_in = -1;
     opts->issued_at = -1;
+    opts->wait_s = -1;
     optind = 1;
     opterr = 0;
     int c;

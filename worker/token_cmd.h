@@ -23,6 +23,7 @@ typedef struct pw_token_opts_s {
     const char *state;      /* token list --state; NULL: every state */
     long long expires_in;   /* -1: not given */
     long long issued_at;    /* -1: now */
+    long long wait_s;       /* token delete --wait; -1: the default */
     pw_refresh_method_t method;
     bool all;       /* token verify --all */
     bool json;      /* token list --json */

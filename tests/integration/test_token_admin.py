@@ -244,3 +244,275 @@ def test_list_a_thousand_accounts(run_cli, worker_env, keyring, rds):
     table = run_cli(["token", "list", "--state", "active"], env=env)
     assert table.returncode == 0
     assert len(table.stdout.splitlines()) == 901
+
+
+# --- rekey --------------------------------------------------------------------
+
+
+def open_sealed(key, account, field, sealed):
+    """The plaintext of a sealed value (test side of common/crypto.c)."""
+    import base64
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    key_id, raw = key
+    assert sealed.startswith(f"{key_id}:"), sealed[:20]
+    blob = base64.b64decode(sealed[len(key_id) + 1:])
+    aad = f"pw-token-v1\n{key_id}\n{account}\n{field}".encode()
+    return AESGCM(raw).decrypt(blob[:12], blob[12:], aad).decode()
+
+
+def records(rds, accounts):
+    pipe = rds.pipeline(transaction=False)
+    for a in accounts:
+        pipe.hgetall(f"pw:{{{a}}}:token")
+    return {a: {k.decode(): v.decode() for k, v in r.items()}
+            for a, r in zip(accounts, pipe.execute())}
+
+
+def rekey(run_cli, env, *args):
+    res = run_cli(["token", "rekey", *args], env=env, timeout=120)
+    return res, (json.loads(res.stdout) if res.stdout.strip() else None)
+
+
+def test_rekey_reseals_old_records_with_the_first_key(run_cli, worker_env, keyring, rds):
+    k1, k2 = keyring.new_key("k1"), keyring.new_key("k2")
+    env = worker_env(keys=[k2, k1])
+    old = [f"acct-old-{i}" for i in range(40)]
+    oauth = [f"acct-oauth-{i}" for i in range(10)]
+    new = [f"acct-new-{i}" for i in range(10)]
+    seed.seed_accounts(rds, k1, old, fence=3)
+    seed.seed_accounts(rds, k1, oauth, refresh_token="rt-secret-refresh")
+    seed.seed_accounts(rds, k2, new)
+    accounts = old + oauth + new
+    before = records(rds, accounts)
+
+    res, report = rekey(run_cli, env, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert report == {"dry_run": True, "primary_key_id": "k2",
+                      "records_before": {"k1": 50, "k2": 10}, "records_after": {"k2": 60},
+                      "would_rekey": 50, "changed_meanwhile": 0, "unreadable": 0, "left": 0}
+    assert records(rds, accounts) == before  # a dry run changes nothing
+
+    res, report = rekey(run_cli, env)
+    assert res.returncode == 0, res.stderr
+    assert report["records_before"] == {"k1": 50, "k2": 10}
+    assert report["records_after"] == {"k2": 60}
+    assert report["rekeyed"] == 50 and report["unreadable"] == 0 and report["left"] == 0
+    after = records(rds, accounts)
+    for a in accounts:
+        b, r = before[a], after[a]
+        # Same tokens, sealed with k2; nothing else in the record changed,
+        # the fence least of all (a refresh holding the next one still wins).
+        assert open_sealed(k2, a, "access_token", r["access_token"]) == f"THAA-seed-{a}"
+        if a in oauth:
+            assert open_sealed(k2, a, "refresh_token", r["refresh_token"]) == "rt-secret-refresh"
+        assert {f: v for f, v in r.items() if not f.endswith("_token")} == \
+            {f: v for f, v in b.items() if not f.endswith("_token")}
+        if a in new:
+            assert r == b
+    for secret in ("THAA-seed", "rt-secret-refresh"):
+        assert secret not in res.stdout + res.stderr
+    # The old key can go: a ring of k2 alone opens every record.
+    only_k2 = worker_env(keys=[k2])
+    shown = run_cli(["token", "show", "--account", "acct-oauth-3"], env=only_k2)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["key_id"] == "k2"
+
+    # Idempotent: a second run finds nothing to do.
+    res, report = rekey(run_cli, env)
+    assert res.returncode == 0
+    assert report["rekeyed"] == 0 and report["records_before"] == {"k2": 60}
+    assert records(rds, accounts) == after
+
+
+def test_rekey_names_records_no_key_opens_and_exits_1(run_cli, worker_env, keyring, rds):
+    k1, k2, gone = keyring.new_key("k1"), keyring.new_key("k2"), keyring.new_key("k0")
+    env = worker_env(keys=[k2, k1])
+    seed.seed_accounts(rds, k1, ["acct-a", "acct-b"])
+    seed.seed_accounts(rds, gone, ["acct-lost"])
+    rds.hset("pw:{acct-b}:token", "refresh_token", "k1:bm90IGEgc2VhbGVkIHZhbHVlIGF0IGFsbA==")
+    for dry in (["--dry-run"], []):
+        res, report = rekey(run_cli, env, *dry)
+        assert res.returncode == 1
+        assert report["unreadable"] == 2, report
+        assert report["records_before"] == {"k1": 2, "k0": 1}
+        assert "acct-lost" in res.stderr and "'k0'" in res.stderr and "acct-b" in res.stderr
+    assert report["rekeyed"] == 1
+    assert report["records_after"] == {"k2": 1, "k1": 1, "k0": 1}
+    assert rds.hget("pw:{acct-lost}:token", "access_token").startswith(b"k0:")
+
+
+def test_rekey_never_overwrites_a_token_written_meanwhile(run_cli, worker_env, keyring, rds):
+    """Refreshes land while rekey runs: each is kept, none is overwritten
+    with the re-sealed older token, and the run still ends with every record
+    on the first key. Refreshes are written as pw_token_store_write_fenced()
+    writes them (a newer fence, sealed with the first key)."""
+    import threading
+    k1, k2 = keyring.new_key("k1"), keyring.new_key("k2")
+    env = worker_env(keys=[k2, k1])
+    accounts = [f"acct-{i:05d}" for i in range(6000)]
+    write = rds.register_script(
+        "local cur = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')\n"
+        "if tonumber(ARGV[1]) <= cur then return 0 end\n"
+        "redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'access_token', ARGV[2])\n"
+        "return 1\n")
+    for attempt in range(3):
+        rds.flushdb()
+        seed.seed_accounts(rds, k1, accounts, fence=1)
+        refreshed, stop = {}, threading.Event()
+
+        def refresher():
+            n = 0
+            while not stop.is_set():
+                pipe = rds.pipeline(transaction=False)
+                batch = accounts[(n * 37) % 6000:][:40]
+                for a in batch:
+                    refreshed[a] = f"THAA-refreshed-{a}-{n}"
+                    write(keys=[f"pw:{{{a}}}:token"],
+                          args=[n + 2, seed.seal(k2, a, "access_token", refreshed[a])],
+                          client=pipe)
+                pipe.execute()
+                n += 1
+
+        thread = threading.Thread(target=refresher)
+        thread.start()
+        try:
+            res, report = rekey(run_cli, env)
+        finally:
+            stop.set()
+            thread.join()
+        assert res.returncode == 0, res.stderr
+        assert report["left"] == 0 and report["unreadable"] == 0
+        final = records(rds, accounts)
+        for a in accounts:
+            r = final[a]
+            want = refreshed.get(a, f"THAA-seed-{a}")
+            assert open_sealed(k2, a, "access_token", r["access_token"]) == want, a
+        if report["changed_meanwhile"] > 0:
+            break  # the race was run, and lost by nobody
+    else:
+        pytest.fail("no refresh landed between rekey's read and write in 3 runs")
+    print(f"rekey vs refreshes: {report}, {len(refreshed)} accounts refreshed")
+
+
+# --- delete -------------------------------------------------------------------
+
+
+def account_keys(rds, account):
+    """Every key that names the account, found by scanning the whole keyspace,
+    and every index (sorted set or set) that holds it."""
+    keys, indexes = [], []
+    for key in rds.scan_iter(count=1000):
+        if account.encode() in key:
+            keys.append(key.decode())
+            continue
+        kind = rds.type(key)
+        if kind == b"zset" and rds.zscore(key, account) is not None:
+            indexes.append(key.decode())
+        elif kind == b"set" and rds.sismember(key, account):
+            indexes.append(key.decode())
+    return sorted(keys), sorted(indexes)
+
+
+def test_delete_answers_parked_posts_and_leaves_only_the_fence(worker_env, workers, fake, run_cli,
+                                                               topics, kafka_bootstrap, rds):
+    from harness import consume_json, produce_many, wait_until
+    from posts import RESULT_SCHEMA, request
+    env = worker_env()
+    now = int(time.time())
+    # Due for a refresh: a sweep that still knew the account would act on it.
+    user, token = connect_account(run_cli, env, fake, "acct-del", issued_at=now - 50 * 86400,
+                                  expires_in=51 * 86400)
+    connect_account(run_cli, env, fake, "acct-keep")
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-del", request("acct-del"))])
+    w = workers.start(env)
+    wait_until(lambda: len(consume_json(kafka_bootstrap, topics["results"], 1, 2)) == 1, 30)
+    fake.revoke(user_id=user)
+    parked = [request("acct-del", post_id=f"del-{i}") for i in range(4)]
+    produce_many(kafka_bootstrap, topics["requests"], [("acct-del", r) for r in parked])
+    wait_until(lambda: rds.llen("pw:{acct-del}:parked") == 4, 30)
+    assert w.stop() == 0
+    fence_before = int(rds.get("pw:{acct-del}:fence"))
+    keep_before = account_keys(rds, "acct-keep")
+    refreshes = fake.stats()["refreshes"].get(user, 0)
+    keys, _ = account_keys(rds, "acct-del")
+    assert any(":post:" in k for k in keys) and any(":alert:" in k for k in keys)
+
+    res = run_cli(["token", "delete", "--account", "acct-del"], env=env)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["found"] is True and summary["parked_answered"] == 4
+    assert summary["keys_removed"] == len(keys) - 1  # all but the fence
+    assert token not in res.stdout + res.stderr
+
+    results = [r for _, r in consume_json(kafka_bootstrap, topics["results"], 20, 5)]
+    failed = [r for r in results if r["status"] == "failed"]
+    assert [r["post_id"] for r in failed] == [r["post_id"] for r in parked]  # in order
+    for r in failed:
+        RESULT_SCHEMA.validate(r)
+        assert r["error"]["class"] == "auth" and "token delete" in r["error"]["message"]
+        assert r["worker_id"] == env["WORKER_ID"] and r["attempts"] == 0
+    assert account_keys(rds, "acct-del") == (["pw:{acct-del}:fence"], [])
+    assert account_keys(rds, "acct-keep") == keep_before
+
+    # The sweeps forget it: no refresh, no alert, no result.
+    alerts = len(consume_json(kafka_bootstrap, topics["alerts"], 100, 3))
+    w = workers.start(worker_env(TOKEN_SWEEP_INTERVAL_S="1"))
+    w.wait_ready()
+    time.sleep(4)
+    assert w.stop() == 0
+    assert fake.stats()["refreshes"].get(user, 0) == refreshes
+    assert len(consume_json(kafka_bootstrap, topics["alerts"], 100, 3)) == alerts
+    assert len(consume_json(kafka_bootstrap, topics["results"], 100, 3)) == len(results)
+    assert account_keys(rds, "acct-del") == (["pw:{acct-del}:fence"], [])
+
+    # A later token put works, with a fence above any taken before.
+    user2, _ = connect_account(run_cli, env, fake, "acct-del")
+    assert int(rds.hget("pw:{acct-del}:token", "fence")) == fence_before + 1
+    rows, _ = list_json(run_cli, env)
+    assert {r["account_id"]: r["state"] for r in rows} == {"acct-del": "active",
+                                                          "acct-keep": "active"}
+
+
+def test_delete_of_an_account_with_nothing_stored_is_found_false(run_cli, worker_env, rds):
+    res = run_cli(["token", "delete", "--account", "acct-never"], env=worker_env())
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"account_id": "acct-never", "found": False,
+                                      "parked_answered": 0, "keys_removed": 0,
+                                      "index_entries_removed": 0}
+    assert "nothing stored" in res.stderr
+    assert rds.dbsize() == 0
+
+
+def test_delete_waits_for_a_worker_replaying_the_account(run_cli, worker_env, rds):
+    import threading
+    env = worker_env()
+    put(run_cli, env, "acct-busy")
+    rds.set("pw:{acct-busy}:replay_lock", "test-worker-9/12345", px=60000)
+    res = run_cli(["token", "delete", "--account", "acct-busy", "--wait", "1"], env=env)
+    assert res.returncode == 1
+    assert "test-worker-9/12345" in res.stderr and "nothing removed" in res.stderr
+    assert rds.exists("pw:{acct-busy}:token") == 1
+    # The replay ends within the wait: delete goes ahead.
+    threading.Timer(1.0, lambda: rds.delete("pw:{acct-busy}:replay_lock")).start()
+    started = time.monotonic()
+    res = run_cli(["token", "delete", "--account", "acct-busy", "--wait", "10"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - started >= 0.9
+    assert rds.exists("pw:{acct-busy}:token") == 0
+
+
+def test_delete_removes_nothing_when_kafka_cannot_take_the_answers(run_cli, worker_env, rds):
+    env = worker_env()
+    put(run_cli, env, "acct-stuck")
+    value = json.dumps({"schema": "publish.request.v1", "event_id": "e1", "post_id": "p1",
+                        "account_id": "acct-stuck", "post": {"media_type": "TEXT",
+                                                            "text": "hi"}})
+    rds.rpush("pw:{acct-stuck}:parked", value)
+    rds.sadd("pw:parked_accounts", "acct-stuck")
+    before = account_keys(rds, "acct-stuck")
+    down = {**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "RDKAFKA_MESSAGE_TIMEOUT_MS": "1500"}
+    res = run_cli(["token", "delete", "--account", "acct-stuck"], env=down)
+    assert res.returncode == 1
+    assert "not answered" in res.stderr and "Nothing removed" in res.stderr
+    assert account_keys(rds, "acct-stuck") == before
+    assert rds.exists("pw:{acct-stuck}:replay_lock") == 0  # released
