@@ -516,3 +516,22 @@ def test_delete_removes_nothing_when_kafka_cannot_take_the_answers(run_cli, work
     assert "not answered" in res.stderr and "Nothing removed" in res.stderr
     assert account_keys(rds, "acct-stuck") == before
     assert rds.exists("pw:{acct-stuck}:replay_lock") == 0  # released
+
+
+def test_verify_checks_the_scopes_the_record_names(run_cli, worker_env, fake):
+    """Scopes beyond publishing are read with debug_token."""
+    env = worker_env()
+    scopes = ["threads_basic", "threads_content_publish", "threads_manage_replies"]
+    connect_account(run_cli, env, fake, "acct-scoped", scopes=scopes)
+    res = run_cli(["token", "verify", "--account", "acct-scoped"], env=env)
+    assert res.returncode == 0, res.stderr
+    # The same record over a token granted less: missing_scope, named.
+    fake.register_token("THAA-narrow", "u-acct-scoped", scopes=scopes[:2])
+    put(run_cli, env, "acct-scoped", token="THAA-narrow", user_id="u-acct-scoped",
+        extra=["--scopes", ",".join(scopes)])
+    res = run_cli(["token", "verify", "--account", "acct-scoped"], env=env)
+    assert res.returncode == 1
+    line, = json_lines(res.stdout)
+    assert line["outcome"] == "missing_scope"
+    assert "threads_manage_replies" in line["message"]
+    assert fake.stats()["requests_by_endpoint"]["debug_token"] == 3  # put, verify, verify
