@@ -92,6 +92,8 @@ const pw_config_var_t pw_config_vars[] = {
      "parked posts one account may hold; past it a post is answered failed"},
     {"TOKEN_SWEEP_INTERVAL_S", "60", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(token_sweep_interval_s),
      "how often each worker sweeps for tokens to refresh and parked posts to replay"},
+    {"PUBLISH_QUOTA_RECHECK_S", "900", PW_CV_INT, 0, 1, 86400, PW_CV_OFF(quota_recheck_s),
+     "how long posts wait before the API's count of a used-up quota is read again"},
     {"TOKEN_VERIFY_MAX_PER_S", "5", PW_CV_INT, 0, 1, 1000, PW_CV_OFF(token_verify_max_per_s),
      "verifications the whole fleet starts per second (2 API calls each)"},
 };

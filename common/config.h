@@ -37,6 +37,7 @@ typedef struct pw_config_s {
     long token_refresh_ahead_s;
     long token_verify_interval_s; /* 0: off */
     long token_verify_max_per_s;
+    long quota_recheck_s;
     long auth_alert_threshold;
     long auth_alert_window_s;
     long publish_max_attempts;

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "metrics_accounts.h"
+
 struct pw_metrics_server_s {
     struct MHD_Daemon *daemon;
     int stall_ms;
@@ -513,6 +515,9 @@ static char *pw_metrics_render(size_t *len)
                   "Parked and failed results, by error class.", "class", pw_m_classes, pw_m.errors,
                   PW_ARRAY_SIZE(pw_m_classes));
     pw_m_api(&b);
+    char *accounts = pw_metrics_accounts_text();
+    pw_buf_printf(&b, "%s", accounts);
+    free(accounts);
     pw_m_labelled(&b, "publish_worker_token_refreshes_total", "counter",
                   "Token refreshes by outcome.", "result", pw_m_refresh_results, pw_m.refreshes,
                   PW_ARRAY_SIZE(pw_m_refresh_results));

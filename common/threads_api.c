@@ -51,6 +51,11 @@ static void pw_api_error_decide(pw_api_error_t *err)
          * to another user or app. On a container it just means "no such id". */
         err->cls = PW_EC_AUTH;
         err->auth = PW_AUTH_WRONG_ACCOUNT;
+    } else if (code == 9 && sub == 2207042) {
+        /* The 24-hour publishing quota: no retry helps before the window
+         * frees, so the post waits for it (worker/quota.h). */
+        err->cls = PW_EC_RATE_LIMITED;
+        err->quota_reached = true;
     } else if (code == 4 || code == 17 || code == 32 || code == 613 || status == 429) {
         err->cls = PW_EC_RATE_LIMITED;
         err->retriable = true;

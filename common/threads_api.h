@@ -54,6 +54,9 @@ typedef struct pw_api_error_s {
      * OAUTH2_CLIENT_SECRET or OAUTH2_TOKEN_URL are wrong for the whole fleet.
      * cls is PW_EC_TRANSIENT and auth PW_AUTH_NONE; message names the fix. */
     bool config_error;
+    /* 9/2207042: the profile's publishing quota is used up (cls
+     * PW_EC_RATE_LIMITED, not retriable: the post waits for the window). */
+    bool quota_reached;
     long retry_after_ms;  /* -1: none given */
     const char *endpoint; /* "POST /v1.0/{user-id}/threads"; static */
     char message[512];

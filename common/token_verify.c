@@ -89,6 +89,8 @@ static void pw_verify_scopes(pw_http_t *http, const char *base_url, const pw_sec
     char *missing = pw_scope_missing(scopes, granted);
     if (missing) {
         out->outcome = PW_VERIFY_MISSING_SCOPE;
+        pw_api_error_make(&out->err, PW_EP_DEBUG, PW_EC_PERMISSION, PW_AUTH_MISSING_SCOPE, false,
+                          200, "the token lacks the scope %s", missing);
         snprintf(out->message, sizeof(out->message),
                  "the token lacks the scope %s (it has %s): reconnect granting it", missing,
                  *granted ? granted : "none");

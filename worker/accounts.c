@@ -9,6 +9,7 @@
 #include "keys.h"
 #include "log.h"
 #include "output.h"
+#include "quota.h"
 #include "token_store.h"
 
 /* KEYS: parked, parked ids, parked accounts. ARGV: value, account, cap.
@@ -215,12 +216,14 @@ static pw_redis_script_t pw_replay_head_script = {
               "return {head, tonumber(redis.call('GET', KEYS[3]) or '0')}\n",
 };
 
-/* KEYS: account, parked, parked accounts set. ARGV: account. Returns 1 when
- * the account is active and has parked posts (the one check most
- * token_updated events need); 0 when it has none (and leaves the set). */
+/* KEYS: account, parked, parked accounts set, quota hold. ARGV: account.
+ * Returns 1 when the account is active, has parked posts and is not waiting
+ * for its publishing quota (the one check most token_updated events need);
+ * 0 when it has none (and leaves the set). */
 static pw_redis_script_t pw_replay_needed_script = {
     .source = "if redis.call('LLEN', KEYS[2]) == 0 then\n"
               "  redis.call('SREM', KEYS[3], ARGV[1]) return 0 end\n"
+              "if redis.call('EXISTS', KEYS[4]) == 1 then return 3 end\n"
               "if redis.call('HGET', KEYS[1], 'status') == 'active' then return 1 end\n"
               "return 2\n",
 };
@@ -349,6 +352,30 @@ static bool pw_replay_gives_up(pw_replay_t *r, long long tries)
     return false;
 }
 
+/* A parked post's attempt within the publishing quota: PW_PUB_QUOTA when it
+ * must wait (the account is then held, quota.h). */
+static pw_pub_outcome_t pw_replay_within_quota(pw_replay_t *r, const pw_request_t *req,
+                                               pw_token_t **token, pw_api_error_t *err,
+                                               char media_id[PW_ID_MAX])
+{
+    int64_t free_at_ms = 0;
+    switch (pw_quota_reserve(r->ctx, r->http, *token, req->post_id, &free_at_ms)) {
+    case PW_QUOTA_STOPPED:
+        return PW_PUB_STOPPED;
+    case PW_QUOTA_WAIT:
+        pw_quota_hold(r->ctx, r->job, req->account_id, free_at_ms, NULL);
+        return PW_PUB_QUOTA;
+    case PW_QUOTA_GO:
+        break;
+    }
+    pw_pub_outcome_t out = pw_replay_attempt(r, req, token, err, media_id);
+    if (out == PW_PUB_FAILED || out == PW_PUB_RETRY || out == PW_PUB_AUTH || out == PW_PUB_QUOTA)
+        pw_quota_release(r->ctx, req->account_id, req->post_id);
+    if (out == PW_PUB_QUOTA)
+        pw_quota_hold(r->ctx, r->job, req->account_id, 0, err);
+    return out;
+}
+
 /* Publishes one parked request; PAUSE leaves it at the head for later. */
 static pw_replay_step_t pw_replay_one(pw_replay_t *r, const pw_request_t *req, long long tries)
 {
@@ -358,7 +385,8 @@ static pw_replay_step_t pw_replay_one(pw_replay_t *r, const pw_request_t *req, l
         return PW_REPLAY_STOPPED;
     pw_api_error_t err;
     char media_id[PW_ID_MAX] = "";
-    pw_pub_outcome_t out = token ? pw_replay_attempt(r, req, &token, &err, media_id) : PW_PUB_AUTH;
+    pw_pub_outcome_t out =
+        token ? pw_replay_within_quota(r, req, &token, &err, media_id) : PW_PUB_AUTH;
     if (out == PW_PUB_RETRY && pw_replay_gives_up(r, tries))
         out = PW_PUB_FAILED;
     pw_replay_step_t step = PW_REPLAY_PAUSE;
@@ -373,6 +401,9 @@ static pw_replay_step_t pw_replay_one(pw_replay_t *r, const pw_request_t *req, l
         r->replayed += step == PW_REPLAY_NEXT;
     } else if (out == PW_PUB_STOPPED) {
         step = PW_REPLAY_STOPPED;
+    } else if (out == PW_PUB_QUOTA) {
+        pw_log_info("replay of parked posts waits for the publishing quota",
+                    PW_F_STR("account_id", r->account_id), PW_F_STR("post_id", req->post_id));
     } else {
         /* Auth again, or transient: leave it at the head for later. */
         if (out == PW_PUB_AUTH && token)
@@ -447,11 +478,12 @@ static bool pw_replay_locked(pw_replay_t *r)
  * must not retry a token that was revoked after it. */
 static bool pw_replay_needed(pw_ctx_t *ctx, const char *account_id)
 {
-    pw_key_t k_account = pw_key_account(account_id), k_parked = pw_key_parked(account_id);
-    const char *keys[] = {k_account.s, k_parked.s, PW_KEY_PARKED_ACCOUNTS};
+    pw_key_t k_account = pw_key_account(account_id), k_parked = pw_key_parked(account_id),
+             k_hold = pw_key_quota_hold(account_id);
+    const char *keys[] = {k_account.s, k_parked.s, PW_KEY_PARKED_ACCOUNTS, k_hold.s};
     const char *args[] = {account_id};
     char errstr[256];
-    redisReply *needed = pw_redis_eval(ctx->redis, &pw_replay_needed_script, 3, keys, 1, args,
+    redisReply *needed = pw_redis_eval(ctx->redis, &pw_replay_needed_script, 4, keys, 1, args,
                                        errstr, sizeof(errstr));
     bool wanted = needed && needed->integer == 1;
     if (needed)

@@ -28,6 +28,7 @@
 #include "kafka.h"
 #include "keys.h"
 #include "log.h"
+#include "quota.h"
 #include "token_cmd.h"
 #include "token_input.h"
 #include "token_verify.h"
@@ -420,6 +421,15 @@ static int pw_token_put_verify(const pw_token_cmd_t *cmd, const pw_token_t *toke
     pw_http_destroy(http);
     if (v->outcome == PW_VERIFY_OK)
         return 0;
+    if (v->outcome == PW_VERIFY_EXPIRED && token->refresh_token) {
+        /* The refresh token mends it: the worker refreshes before use, and
+         * the verification sweep checks the fresh token soon. */
+        fprintf(stderr,
+                "publish-worker: the access token has expired; stored with its refresh token, "
+                "which the worker uses before the next post (owner and scopes are checked "
+                "then)\n");
+        return 0;
+    }
     fprintf(stderr, "publish-worker: token not stored: %s\n", v->message);
     if (v->outcome == PW_VERIFY_UNREACHABLE) {
         fprintf(stderr, "Try again, or store it unchecked with --no-verify.\n");
@@ -440,17 +450,20 @@ static int pw_token_put_store(pw_token_cmd_t *cmd, const pw_token_t *token,
     }
     /* Verified now: the sweep looks again in an interval; unverified: soon. */
     int64_t now_ms = pw_now_ms();
-    int64_t due = now_ms / 1000 + (v ? cmd->conf->token_verify_interval_s : 0);
+    bool verified = v && v->outcome == PW_VERIFY_OK;
+    int64_t due = now_ms / 1000 + (verified ? cmd->conf->token_verify_interval_s : 0);
     if (pw_token_store_note_verification(
             cmd->store, token->account_id, fence, v ? pw_verify_outcome_name(v->outcome) : NULL,
             v ? v->message : NULL, now_ms, due, errstr, sizeof(errstr)) != PW_TS_OK)
         fprintf(stderr, "publish-worker: verification not recorded: %s\n", errstr);
+    if (v)
+        pw_quota_note(cmd->redis, token->account_id, &v->quota);
     char fp[32];
     pw_secret_fingerprint(token->access_token, fp, sizeof(fp));
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "account_id", token->account_id);
     cJSON_AddBoolToObject(out, "stored", 1);
-    cJSON_AddBoolToObject(out, "verified", v != NULL);
+    cJSON_AddBoolToObject(out, "verified", verified);
     cJSON_AddStringToObject(out, "access_token", fp);
     cJSON_AddNumberToObject(out, "fence", (double)fence);
     int exit_code = 0;

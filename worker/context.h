@@ -51,4 +51,19 @@ redisReply *pw_ctx_eval(pw_ctx_t *ctx, const char *what, pw_redis_script_t *scri
  *  worker is stopping; returns false if it is. */
 bool pw_ctx_sleep(pw_ctx_t *ctx, long ms);
 
+/* The parking rule in Lua, shared by the scripts that park a post (publish.c, accounts.c, quota.c):
+ * park(list, ids, accounts, value, account, cap) parks value once (its SHA-1
+ * in ids: O(1), however long the list), unless the list holds cap posts
+ * already; 1 parked (now or before), 2 full. */
+#define PW_LUA_PARK                                                                                \
+    "local function park(list, ids, accounts, value, account, cap)\n"                              \
+    "  local id = redis.sha1hex(value)\n"                                                          \
+    "  if redis.call('SISMEMBER', ids, id) == 1 then return 1 end\n"                               \
+    "  if redis.call('LLEN', list) >= tonumber(cap) then return 2 end\n"                           \
+    "  redis.call('RPUSH', list, value)\n"                                                         \
+    "  redis.call('SADD', ids, id)\n"                                                              \
+    "  redis.call('SADD', accounts, account)\n"                                                    \
+    "  return 1\n"                                                                                 \
+    "end\n"
+
 #endif

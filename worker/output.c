@@ -66,15 +66,26 @@ static void pw_output_error_of(const pw_api_error_t *err, pw_result_error_t *out
 static void pw_output_parked_error(const pw_outcome_t *o, char *message, size_t message_size,
                                    pw_result_error_t *out)
 {
-    const char *reason = o->err ? pw_auth_kind_name(o->err->auth) : o->reason ? o->reason : "";
-    const char *cls = strcmp(reason, "missing_scope") == 0 ? "permission" : "auth";
+    bool quota = o->reason && strcmp(o->reason, PW_PARKED_FOR_QUOTA) == 0;
+    const char *reason = quota       ? o->reason
+                         : o->err    ? pw_auth_kind_name(o->err->auth)
+                         : o->reason ? o->reason
+                                     : "";
+    const char *cls = quota                                  ? "rate_limited"
+                      : strcmp(reason, "missing_scope") == 0 ? "permission"
+                                                             : "auth";
     if (o->err) {
         pw_output_error_of(o->err, out);
         out->cls = cls;
         return;
     }
-    snprintf(message, message_size, "account must be reconnected (%s); post parked",
-             reason[0] ? reason : "earlier posts are parked");
+    if (quota)
+        snprintf(message, message_size,
+                 "the account's publishing quota is used up; post kept, published in order "
+                 "when the window frees");
+    else
+        snprintf(message, message_size, "account must be reconnected (%s); post parked",
+                 reason[0] ? reason : "earlier posts are parked");
     *out = (pw_result_error_t){cls, -1, -1, -1, message};
 }
 

@@ -26,6 +26,10 @@ typedef enum {
     PW_OUTCOME_INVALID,
 } pw_outcome_status_t;
 
+/* The reason of a post parked for the publishing quota (quota.h), not for
+ * a reconnect: its class is rate_limited. */
+#define PW_PARKED_FOR_QUOTA "publishing_quota"
+
 /* How a request ended; pw_output_answer() turns it into its result. */
 typedef struct pw_outcome_s {
     pw_outcome_status_t status;

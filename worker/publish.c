@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "output.h"
 #include "post_store.h"
+#include "quota.h"
 
 #define PW_CONTAINER_MAX_AGE_MS (24LL * 3600 * 1000)
 /* Tokens that expire within this many seconds are refreshed before use. */
@@ -51,6 +52,8 @@ typedef struct pw_tries_s {
 /* An API failure: decide the attempt's outcome from its classification. */
 static pw_pub_outcome_t pw_attempt_api_failed(const pw_attempt_t *a)
 {
+    if (a->err.quota_reached)
+        return PW_PUB_QUOTA;
     if (a->err.cls == PW_EC_AUTH || a->err.cls == PW_EC_PERMISSION)
         return PW_PUB_AUTH;
     return a->err.retriable ? PW_PUB_RETRY : PW_PUB_FAILED;
@@ -441,17 +444,24 @@ static pw_pub_outcome_t pw_publish_attempts(pw_attempt_t *a, pw_job_t *job, pw_t
     }
 }
 
-/* KEYS: token, account, parked, post record, parked accounts, parked ids.
- * ARGV: value, account, cap. One round trip at the start of every post: park
- * it if the account is marked or has parked posts (a value already parked is
- * not parked again: a redelivery, or a retry after a lost reply; a full list
- * parks nothing: 2), or return the token and the post's record. */
+/* KEYS: token, account, parked, post record, parked accounts, parked ids,
+ * quota hold. ARGV: value, account, cap. One round trip at the start of
+ * every post: park it if the account is marked, has parked posts or waits
+ * for its publishing quota (a value already parked is not parked again: a
+ * redelivery, or a retry after a lost reply; a full list parks nothing: 2),
+ * or return the token and the post's record. The reason returned is the
+ * mark's, PW_PARKED_FOR_QUOTA, or "" behind earlier parked posts. */
 static pw_redis_script_t pw_begin_script = {
     .source =
         PW_LUA_PARK "local status = redis.call('HGET', KEYS[2], 'status')\n"
-                    "if (status and status ~= 'active') or redis.call('LLEN', KEYS[3]) > 0 then\n"
+                    "local marked = status and status ~= 'active'\n"
+                    "local held = redis.call('EXISTS', KEYS[7]) == 1\n"
+                    "if marked or held or redis.call('LLEN', KEYS[3]) > 0 then\n"
                     "  local parked = park(KEYS[3], KEYS[6], KEYS[5], ARGV[1], ARGV[2], ARGV[3])\n"
-                    "  return {parked, redis.call('HGET', KEYS[2], 'reason') or '', {}, {}}\n"
+                    "  local reason = ''\n"
+                    "  if marked then reason = redis.call('HGET', KEYS[2], 'reason') or ''\n"
+                    "  elseif held then reason = '" PW_PARKED_FOR_QUOTA "' end\n"
+                    "  return {parked, reason, {}, {}}\n"
                     "end\n"
                     "return {0, '', redis.call('HGETALL', KEYS[1]),\n"
                     "  redis.call('HMGET', KEYS[4], 'state', 'container_id', 'container_at_ms',"
@@ -486,13 +496,14 @@ static pw_begin_t pw_publish_begin(pw_ctx_t *ctx, pw_job_t *job, const pw_reques
     pw_key_t k_token = pw_key_token(req->account_id), k_account = pw_key_account(req->account_id),
              k_parked = pw_key_parked(req->account_id),
              k_post = pw_key_post(req->account_id, req->post_id),
-             k_ids = pw_key_parked_ids(req->account_id);
+             k_ids = pw_key_parked_ids(req->account_id),
+             k_hold = pw_key_quota_hold(req->account_id);
     char cap[32];
     snprintf(cap, sizeof(cap), "%ld", ctx->conf->parked_max_per_account);
     const char *keys[] = {k_token.s, k_account.s, k_parked.s, k_post.s, PW_KEY_PARKED_ACCOUNTS,
-                          k_ids.s};
+                          k_ids.s,   k_hold.s};
     const char *args[] = {job->value, req->account_id, cap};
-    redisReply *reply = pw_ctx_eval(ctx, "beginning a post", &pw_begin_script, 6, keys, 3, args);
+    redisReply *reply = pw_ctx_eval(ctx, "beginning a post", &pw_begin_script, 7, keys, 3, args);
     if (!reply)
         return PW_BEGIN_STOPPED;
     pw_begin_t begin = reply->element[0]->integer ? PW_BEGIN_PARKED : PW_BEGIN_READY;
@@ -526,6 +537,9 @@ static pw_step_t pw_publish_end(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t
     switch (out) {
     case PW_PUB_STOPPED:
         return PW_STEP_STOPPED;
+    case PW_PUB_QUOTA:
+        return pw_quota_park(ctx, job, req, 0, &a->err, t->attempts) ? PW_STEP_ANSWERED
+                                                                     : PW_STEP_STOPPED;
     case PW_PUB_AUTH:
         *failure = (pw_auth_failure_t){a->err, t->token->fence, t->attempts, t->token_refreshed,
                                        t->auth_logged};
@@ -549,6 +563,25 @@ static pw_step_t pw_publish_end(pw_ctx_t *ctx, pw_job_t *job, const pw_request_t
     return PW_STEP_ANSWERED;
 }
 
+/* The token refreshed when it is about to expire, the attempts, the
+ * answer; a quota slot not used is given back. */
+static pw_step_t pw_publish_go(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job,
+                               const pw_request_t *req, const pw_post_record_t *rec, pw_tries_t *t,
+                               pw_auth_failure_t *failure)
+{
+    int64_t now_s = pw_now_ms() / 1000;
+    pw_api_error_t rerr;
+    if (t->token->expires_at - now_s < PW_REFRESH_BEFORE_USE_S &&
+        pw_token_refresh_allowed(t->token, now_s))
+        t->token_refreshed =
+            pw_publish_refresh(ctx, http, job, &t->token, false, &rerr) == PW_RF_REFRESHED;
+    pw_attempt_t a = {.ctx = ctx, .http = http, .req = req, .first_record = rec};
+    pw_pub_outcome_t out = pw_publish_attempts(&a, job, t);
+    if (out == PW_PUB_FAILED || out == PW_PUB_RETRY || out == PW_PUB_AUTH || out == PW_PUB_QUOTA)
+        pw_quota_release(ctx, req->account_id, req->post_id);
+    return pw_publish_end(ctx, job, req, &a, t, out, failure);
+}
+
 pw_step_t pw_publish_request(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job, const pw_request_t *req,
                              pw_auth_failure_t *failure)
 {
@@ -559,15 +592,18 @@ pw_step_t pw_publish_request(pw_ctx_t *ctx, pw_http_t *http, pw_job_t *job, cons
         return begin == PW_BEGIN_PARKED ? PW_STEP_ANSWERED : PW_STEP_STOPPED;
     if (!t.token) /* active, nothing parked, but nothing to publish with */
         return PW_STEP_AUTH;
-    int64_t now_s = pw_now_ms() / 1000;
-    pw_api_error_t rerr;
-    if (t.token->expires_at - now_s < PW_REFRESH_BEFORE_USE_S &&
-        pw_token_refresh_allowed(t.token, now_s))
-        t.token_refreshed =
-            pw_publish_refresh(ctx, http, job, &t.token, false, &rerr) == PW_RF_REFRESHED;
-    pw_attempt_t a = {.ctx = ctx, .http = http, .req = req, .first_record = &rec};
-    pw_pub_outcome_t out = pw_publish_attempts(&a, job, &t);
-    pw_step_t step = pw_publish_end(ctx, job, req, &a, &t, out, failure);
+    pw_quota_verdict_t quota = PW_QUOTA_GO;
+    int64_t free_at_ms = 0;
+    if (!rec.published) /* a duplicate is answered from the record: no slot */
+        quota = pw_quota_reserve(ctx, http, t.token, req->post_id, &free_at_ms);
+    pw_step_t step;
+    if (quota == PW_QUOTA_WAIT)
+        step =
+            pw_quota_park(ctx, job, req, free_at_ms, NULL, 0) ? PW_STEP_ANSWERED : PW_STEP_STOPPED;
+    else if (quota == PW_QUOTA_STOPPED)
+        step = PW_STEP_STOPPED;
+    else
+        step = pw_publish_go(ctx, http, job, req, &rec, &t, failure);
     pw_token_destroy(t.token);
     return step;
 }

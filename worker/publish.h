@@ -41,21 +41,6 @@
 #include "threads_api.h"
 #include "token_refresh.h"
 
-/* The parking rule in Lua, shared by the begin script and accounts.c:
- * park(list, ids, accounts, value, account, cap) parks value once (its SHA-1
- * in ids: O(1), however long the list), unless the list holds cap posts
- * already; 1 parked (now or before), 2 full. */
-#define PW_LUA_PARK                                                                                \
-    "local function park(list, ids, accounts, value, account, cap)\n"                              \
-    "  local id = redis.sha1hex(value)\n"                                                          \
-    "  if redis.call('SISMEMBER', ids, id) == 1 then return 1 end\n"                               \
-    "  if redis.call('LLEN', list) >= tonumber(cap) then return 2 end\n"                           \
-    "  redis.call('RPUSH', list, value)\n"                                                         \
-    "  redis.call('SADD', ids, id)\n"                                                              \
-    "  redis.call('SADD', accounts, account)\n"                                                    \
-    "  return 1\n"                                                                                 \
-    "end\n"
-
 typedef enum {
     PW_STEP_ANSWERED = 0, /* its result is handed to the output */
     PW_STEP_AUTH,         /* an auth failure: the caller parks it (accounts.h) */
@@ -84,6 +69,7 @@ typedef enum {
     PW_PUB_AUTH,      /* err is an auth or permission failure */
     PW_PUB_STOPPED,   /* the worker is stopping */
     PW_PUB_REDIS,     /* Redis failed: no attempt was spent; try again later */
+    PW_PUB_QUOTA,     /* the API says the publishing quota is used up (quota.h) */
 } pw_pub_outcome_t;
 
 /** @brief One attempt of the container flow for req with token (a replay

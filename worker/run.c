@@ -32,6 +32,7 @@
 #include "redis.h"
 #include "redis_health.h"
 #include "sweep.h"
+#include "verifier.h"
 
 typedef struct pw_worker_s {
     pw_config_t *conf;
@@ -45,6 +46,7 @@ typedef struct pw_worker_s {
     pw_delivery_t *delivery;
     pw_ctx_t *ctx;
     pw_sweep_t *sweep;
+    pw_verifier_t *verifier;                 /* NULL: TOKEN_VERIFY_INTERVAL_S is 0 */
     rd_kafka_topic_partition_list_t *paused; /* by back-pressure */
     bool ever_assigned;                      /* the group gave us an assignment (maybe empty) */
     bool wedged;                             /* posts still ran after their waits were cancelled */
@@ -359,6 +361,7 @@ static void pw_worker_close(pw_worker_t *w)
     if (w->ctx)
         pw_ctx_stop(w->ctx); /* the sweep's waits give up too */
     pw_sweep_destroy(w->sweep);
+    pw_verifier_destroy(w->verifier);
     if (w->consumer && !w->ever_assigned) {
         /* librdkafka < 2.3 aborts closing a cooperative-sticky consumer whose
          * first join is still pending (confluentinc/librdkafka#4312). It holds
@@ -433,6 +436,7 @@ static int pw_worker_open(pw_worker_t *w)
     w->ctx = pw_ctx_new(conf, w->redis, w->tokens, w->producer, w->pool, w->delivery);
     pw_pool_start(w->pool, &pw_intake_ops, w->ctx);
     w->sweep = pw_sweep_new(w->ctx);
+    w->verifier = pw_verifier_new(w->ctx);
 
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, conf->topic_publish_requests, RD_KAFKA_PARTITION_UA);

@@ -2,11 +2,13 @@
 #include "sweep.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "accounts.h"
+#include "census.h"
 #include "keys.h"
 #include "log.h"
 #include "output.h"
@@ -182,6 +184,8 @@ static redisReply *pw_sweep_list(pw_sweep_t *sweep, int argc, const char **argv)
     return reply;
 }
 
+/* Due tokens refreshed, lost alerts raised again, parked posts of active
+ * accounts replayed; then the census. */
 static void pw_sweep_pass(pw_sweep_t *sweep)
 {
     const pw_config_t *conf = sweep->ctx->conf;
@@ -191,6 +195,7 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
     const char *zargv[] = {"ZRANGEBYSCORE", PW_KEY_TOKEN_EXPIRY, "-inf", horizon, "LIMIT", "0",
                            PW_SWEEP_BATCH};
     redisReply *due = pw_sweep_list(sweep, 7, zargv);
+    bool read = due != NULL;
     for (size_t i = 0; due && i < due->elements && !pw_ctx_draining(sweep->ctx); i++)
         pw_sweep_account(sweep, due->element[i]->str);
     if (due)
@@ -203,8 +208,12 @@ static void pw_sweep_pass(pw_sweep_t *sweep)
     redisReply *parked = pw_sweep_list(sweep, 2, sargv);
     for (size_t i = 0; parked && i < parked->elements && !pw_ctx_draining(sweep->ctx); i++)
         pw_accounts_replay(sweep->ctx, sweep->http, NULL, parked->element[i]->str);
+    if (read && parked && !pw_ctx_draining(sweep->ctx))
+        pw_census_note_success(sweep->ctx, "sweep_ok_ms");
     if (parked)
         freeReplyObject(parked);
+    if (!pw_ctx_draining(sweep->ctx))
+        pw_census_run(sweep->ctx);
 }
 
 static void *pw_sweep_thread(void *arg)

@@ -25,10 +25,13 @@ DLQ_HEADERS_SCHEMA = validator("publish.dlq.headers")
 
 
 def connect_account(run_cli, env, fake, account, user_id=None, token=None,
-                    expires_in=60 * 24 * 3600, issued_at=None, scopes=None, refresh_token=None):
+                    expires_in=60 * 24 * 3600, issued_at=None, scopes=None, refresh_token=None,
+                    verify=True):
     """Registers a token with the fake Threads API and stores it with token put
     (with a refresh_token: the oauth2 method). expires_in counts from issued_at
-    (default: two days ago, so a threads token may be refreshed)."""
+    (default: two days ago, so a threads token may be refreshed). verify=False
+    stores it with --no-verify: a token that token put would refuse (one that
+    may not publish, say), as an older worker version may have stored it."""
     user_id = user_id or f"u-{account}"
     token = token or f"THAA-{account}-{uuid.uuid4().hex}"
     issued_at = issued_at if issued_at is not None else int(time.time()) - 2 * 86400
@@ -42,6 +45,8 @@ def connect_account(run_cli, env, fake, account, user_id=None, token=None,
         stdin += refresh_token + "\n"
     if scopes:
         args += ["--scopes", ",".join(scopes)]
+    if not verify:
+        args.append("--no-verify")
     res = run_cli(args, env=env, input=stdin)
     assert res.returncode == 0, res.stderr
     return user_id, token

@@ -22,7 +22,8 @@ REFRESH = "rt-plaintext-refresh-token-9876543210"
 
 
 def put(run_cli, env, account="acct-42", token=PLAIN, extra=(), expires_in=5184000):
-    args = ["token", "put", "--account", account, "--user-id", "1789",
+    """token put --no-verify: these tests are about storage, not the API."""
+    args = ["token", "put", "--no-verify", "--account", account, "--user-id", "1789",
             "--expires-in", str(expires_in), *extra]
     return run_cli(args, env=env, input=token + "\n")
 
@@ -69,7 +70,7 @@ def test_put_then_show_round_trip(run_cli, worker_env, rds):
 def test_no_plaintext_token_in_redis(run_cli, worker_env, rds):
     env = worker_env()
     assert put(run_cli, env).returncode == 0
-    res = run_cli(["token", "put", "--account", "acct-o", "--user-id", "7", "--expires-in",
+    res = run_cli(["token", "put", "--no-verify", "--account", "acct-o", "--user-id", "7", "--expires-in",
                    "3600", "--refresh-method", "oauth2"], env=env,
                   input=f"{PLAIN}-2\n{REFRESH}\n")
     assert res.returncode == 0, res.stderr
@@ -132,7 +133,7 @@ def test_empty_token_on_stdin_is_refused(run_cli, worker_env, rds):
     res = put(run_cli, worker_env(), token="")
     assert res.returncode == 2
     assert rds.exists("pw:{acct-42}:token") == 0
-    res = run_cli(["token", "put", "--account", "a", "--user-id", "u", "--expires-in", "60",
+    res = run_cli(["token", "put", "--no-verify", "--account", "a", "--user-id", "u", "--expires-in", "60",
                    "--refresh-method", "oauth2"], env=worker_env(), input="only-access\n")
     assert res.returncode == 2
     assert "refresh token" in res.stderr
@@ -190,7 +191,7 @@ def test_a_20_kib_token_is_stored_whole(run_cli, worker_env, tmp_path):
     # Both lines of an oauth2 put, from a file this time.
     path = tmp_path / "tokens"
     path.write_text(f"{token}-2\n{token}-r\n")
-    res = run_cli(["token", "put", "--account", "acct-o", "--user-id", "7", "--expires-in",
+    res = run_cli(["token", "put", "--no-verify", "--account", "acct-o", "--user-id", "7", "--expires-in",
                    "3600", "--refresh-method", "oauth2", "--token-file", str(path)], env=env)
     assert res.returncode == 0, res.stderr
     record = shown(run_cli, env, "acct-o")
@@ -206,7 +207,7 @@ def test_a_20_kib_token_is_stored_whole(run_cli, worker_env, tmp_path):
 ])
 def test_bearer_and_surrounding_white_space_are_removed(run_cli, worker_env, line, stored):
     env = worker_env()
-    res = run_cli(["token", "put", "--account", "acct-42", "--user-id", "1789", "--expires-in",
+    res = run_cli(["token", "put", "--no-verify", "--account", "acct-42", "--user-id", "1789", "--expires-in",
                    "3600"], env=env, input=line)
     assert res.returncode == 0, res.stderr
     assert shown(run_cli, env)["access_token"] == fingerprint(stored)
@@ -224,7 +225,7 @@ def test_token_file_instead_of_stdin(run_cli, worker_env, tmp_path, rds):
     env = worker_env()
     path = tmp_path / "tokens"
     path.write_text("Bearer THAAfrom-file\n  rt-from-file  \n")
-    args = ["token", "put", "--account", "acct-f", "--user-id", "7", "--expires-in", "3600",
+    args = ["token", "put", "--no-verify", "--account", "acct-f", "--user-id", "7", "--expires-in", "3600",
             "--refresh-method", "oauth2", "--token-file", str(path)]
     res = run_cli(args, env=env, input="THAAnot-this\nnor-this\n")
     assert res.returncode == 0, res.stderr
@@ -265,7 +266,7 @@ def echo_on(fd):
 
 def start_put_on_a_terminal(env, account):
     master, slave = os.openpty()
-    proc = subprocess.Popen([harness.PW_BIN, "token", "put", "--account", account, "--user-id",
+    proc = subprocess.Popen([harness.PW_BIN, "token", "put", "--no-verify", "--account", account, "--user-id",
                              "1789", "--expires-in", "3600"], env=env, stdin=slave,
                             stdout=subprocess.PIPE, stderr=slave, start_new_session=True)
     return proc, master, slave

@@ -167,7 +167,9 @@ def test_revoked_token_parks_alerts_once_and_replays_in_order(worker_env, worker
 def test_missing_scope_parks_with_one_permission_denied(worker_env, workers, fake, run_cli, topics,
                                                         kafka_bootstrap):
     env = worker_env()
-    user, _ = connect_account(run_cli, env, fake, "acct-scope", scopes=["threads_basic"])
+    # Stored unchecked, as before verification existed (token put refuses it).
+    user, _ = connect_account(run_cli, env, fake, "acct-scope", scopes=["threads_basic"],
+                              verify=False)
     produce_many(kafka_bootstrap, topics["requests"],
                  [("acct-scope", request("acct-scope")) for _ in range(3)])
     w = workers.start(env)
@@ -275,7 +277,9 @@ def test_token_put_racing_an_auth_failure_leaves_the_account_active(worker_env, 
     env = worker_env(TOKEN_SWEEP_INTERVAL_S="1")
     user, old = connect_account(run_cli, env, fake, "acct-race")
     fake.revoke(access_token=old, subcode=460)
-    fake.settings(latency_ms=1500)  # the call with the old token is slow to fail
+    # The post's call with the old token is slow to fail (the token put's
+    # verification calls are not).
+    fake.settings(latency_ms_by_endpoint={"threads": 1500})
     w = workers.start(env)
     w.wait_ready()
     req = request("acct-race", post_id="race-1")
@@ -283,7 +287,7 @@ def test_token_put_racing_an_auth_failure_leaves_the_account_active(worker_env, 
     wait_until(lambda: fake.stats()["concurrent_requests"] >= 1, timeout=20,
                message="the post's first API call")
     connect_account(run_cli, env, fake, "acct-race", user_id=user)  # meanwhile: reconnected
-    fake.settings(latency_ms=0)
+    fake.settings(latency_ms_by_endpoint={})
     results = results_of(kafka_bootstrap, topics, 2, timeout=30)
     assert [r["status"] for r in results] == ["parked", "published"]
     assert published_texts(fake, user) == [req["post"]["text"]]
@@ -348,7 +352,7 @@ def test_sweep_drops_accounts_only_a_token_put_can_help(worker_env, workers, fak
                     expires_in=51 * 86400)
     rds.hset("pw:{acct-marked}:account", "status", "reconnect_required")
     connect_account(run_cli, env, fake, "acct-expired", issued_at=now - 61 * 86400,
-                    expires_in=60 * 86400)
+                    expires_in=60 * 86400, verify=False)
     connect_account(run_cli, env, fake, "acct-due", issued_at=now - 50 * 86400,
                     expires_in=51 * 86400)
     w = workers.start(env)

@@ -1,0 +1,119 @@
+/* Account-state metrics (metrics_accounts.h). */
+#include "metrics_accounts.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const pw_ma_states[] = {"active", "reconnect_required", "quota_wait"};
+static const char *const pw_ma_outcomes[] = {"ok",         "expired",    "revoked", "missing_scope",
+                                             "wrong_user", "unreachable"};
+_Static_assert(PW_ARRAY_SIZE(pw_ma_states) == PW_CENSUS_STATES, "a name per state");
+
+static struct {
+    pthread_mutex_t lock;
+    pw_census_t census;
+    atomic_long verifications[PW_ARRAY_SIZE(pw_ma_outcomes)];
+    atomic_long quota_waits;
+} pw_ma = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void pw_metrics_set_census(const pw_census_t *census)
+{
+    pthread_mutex_lock(&pw_ma.lock);
+    pw_ma.census = *census;
+    pthread_mutex_unlock(&pw_ma.lock);
+}
+
+void pw_metrics_verification(const char *outcome)
+{
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_ma_outcomes); i++)
+        if (strcmp(pw_ma_outcomes[i], outcome) == 0)
+            atomic_fetch_add(&pw_ma.verifications[i], 1);
+}
+
+void pw_metrics_quota_wait(void)
+{
+    atomic_fetch_add(&pw_ma.quota_waits, 1);
+}
+
+/* Appends to a growing string; *text is NULL at first. */
+static void pw_ma_printf(char **text, size_t *len, const char *fmt, ...) PW_PRINTF(3, 4);
+static void pw_ma_printf(char **text, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    *text = pw_realloc(*text, *len + (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(*text + *len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *len += (size_t)n;
+}
+
+#define PW_MA_HEAD(t, l, name, type, help)                                                         \
+    pw_ma_printf(t, l, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
+
+/* The census's gauges; none before the first census (absent, not zero). */
+static void pw_ma_census(char **t, size_t *l, const pw_census_t *c)
+{
+    if (c->taken_ms) {
+        PW_MA_HEAD(t, l, "publish_worker_accounts", "gauge",
+                   "Accounts by state, fleet-wide (aggregate with max).");
+        for (int i = 0; i < PW_CENSUS_STATES; i++)
+            pw_ma_printf(t, l, "publish_worker_accounts{state=\"%s\"} %ld\n", pw_ma_states[i],
+                         c->accounts[i]);
+        PW_MA_HEAD(t, l, "publish_worker_parked_posts", "gauge",
+                   "Posts parked across all accounts, fleet-wide.");
+        pw_ma_printf(t, l, "publish_worker_parked_posts %ld\n", c->parked_posts);
+        PW_MA_HEAD(t, l, "publish_worker_token_records", "gauge",
+                   "Token records by the key id that seals them, fleet-wide.");
+        for (int i = 0; i < c->key_count; i++)
+            pw_ma_printf(t, l, "publish_worker_token_records{key_id=\"%s\"} %ld\n",
+                         c->keys[i].key_id, c->keys[i].records);
+        PW_MA_HEAD(t, l, "publish_worker_census_timestamp_seconds", "gauge",
+                   "When the account census shown was taken.");
+        pw_ma_printf(t, l, "publish_worker_census_timestamp_seconds %.3f\n",
+                     (double)c->taken_ms / 1000);
+    }
+    if (c->earliest_expiry_s) {
+        PW_MA_HEAD(t, l, "publish_worker_token_earliest_expiry_timestamp_seconds", "gauge",
+                   "The earliest expiry of an active account's token.");
+        pw_ma_printf(t, l, "publish_worker_token_earliest_expiry_timestamp_seconds %lld\n",
+                     (long long)c->earliest_expiry_s);
+    }
+    if (c->sweep_ok_ms) {
+        PW_MA_HEAD(t, l, "publish_worker_sweep_last_success_timestamp_seconds", "gauge",
+                   "When a worker last completed a refresh sweep.");
+        pw_ma_printf(t, l, "publish_worker_sweep_last_success_timestamp_seconds %.3f\n",
+                     (double)c->sweep_ok_ms / 1000);
+    }
+    if (c->verify_ok_ms) {
+        PW_MA_HEAD(t, l, "publish_worker_verification_last_success_timestamp_seconds", "gauge",
+                   "When a worker last completed a verification pass.");
+        pw_ma_printf(t, l, "publish_worker_verification_last_success_timestamp_seconds %.3f\n",
+                     (double)c->verify_ok_ms / 1000);
+    }
+}
+
+char *pw_metrics_accounts_text(void)
+{
+    char *t = NULL;
+    size_t l = 0;
+    pthread_mutex_lock(&pw_ma.lock);
+    pw_census_t c = pw_ma.census;
+    pthread_mutex_unlock(&pw_ma.lock);
+    pw_ma_census(&t, &l, &c);
+    PW_MA_HEAD(&t, &l, "publish_worker_token_verifications_total", "counter",
+               "Token verifications against the API by outcome.");
+    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_ma_outcomes); i++)
+        pw_ma_printf(&t, &l, "publish_worker_token_verifications_total{outcome=\"%s\"} %ld\n",
+                     pw_ma_outcomes[i], atomic_load(&pw_ma.verifications[i]));
+    PW_MA_HEAD(&t, &l, "publish_worker_quota_waits_total", "counter",
+               "Posts that waited for the account's publishing quota.");
+    pw_ma_printf(&t, &l, "publish_worker_quota_waits_total %ld\n", atomic_load(&pw_ma.quota_waits));
+    return t;
+}
