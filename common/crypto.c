@@ -12,7 +12,7 @@
 
 #define PW_NONCE_LEN 12
 #define PW_TAG_LEN 16
-#define PW_KEY_ID_MAX 64
+#define PW_KEY_ID_MAX PW_CRYPTO_KEY_ID_MAX
 
 typedef struct pw_key_s {
     char id[PW_KEY_ID_MAX + 1];
@@ -205,6 +205,27 @@ void pw_keyring_destroy(pw_keyring_t *ring)
 const char *pw_keyring_primary_id(const pw_keyring_t *ring)
 {
     return ring->keys[0].id;
+}
+
+bool pw_keyring_has(const pw_keyring_t *ring, const char *key_id)
+{
+    for (size_t i = 0; i < ring->count; i++)
+        if (strcmp(ring->keys[i].id, key_id) == 0)
+            return true;
+    return false;
+}
+
+int pw_crypto_sealed_key_id(const char *sealed, char *key_id, size_t key_id_size)
+{
+    const char *colon = sealed ? strchr(sealed, ':') : NULL;
+    size_t len = colon ? (size_t)(colon - sealed) : 0;
+    if (key_id_size > 0)
+        key_id[0] = '\0';
+    if (len == 0 || len > PW_KEY_ID_MAX || len >= key_id_size)
+        return -1;
+    memcpy(key_id, sealed, len);
+    key_id[len] = '\0';
+    return 0;
 }
 
 /* Associated data: the key id and the caller's context, unambiguously joined. */

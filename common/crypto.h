@@ -10,12 +10,15 @@
 #ifndef PW_CRYPTO_H
 #define PW_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "pw.h"
 #include "secret.h"
 
 #define PW_CRYPTO_KEY_LEN 32
+/* A key id is 1 to this many bytes (a buffer for one: PW_CRYPTO_KEY_ID_MAX + 1). */
+#define PW_CRYPTO_KEY_ID_MAX 64
 
 typedef struct pw_keyring_s pw_keyring_t;
 
@@ -32,6 +35,14 @@ pw_keyring_t *pw_keyring_parse(const char *text, const char *origin, char *errst
 void pw_keyring_destroy(pw_keyring_t *ring);
 /** @brief The id of the key that seals. */
 const char *pw_keyring_primary_id(const pw_keyring_t *ring);
+/** @brief Whether the ring holds a key named key_id. */
+bool pw_keyring_has(const pw_keyring_t *ring, const char *key_id);
+
+/** @brief The id of the key that sealed a value, read from the value's
+ *  prefix without opening it (no key needed): copied into key_id.
+ *  @returns 0, or -1 when the value has no key id of a valid length
+ *  (key_id is then ""). */
+int pw_crypto_sealed_key_id(const char *sealed, char *key_id, size_t key_id_size) PW_MUSTCHECK;
 
 /** @brief Seals plaintext with the primary key, binding context.
  *  @returns a new string the caller frees. */

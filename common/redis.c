@@ -359,6 +359,129 @@ static void pw_redis_release(pw_redis_t *redis, redisContext *c, bool drop)
     pthread_mutex_unlock(&redis->lock);
 }
 
+/* ---- pipelines (redis.h) ---- */
+
+struct pw_redis_pipe_s {
+    pw_redis_t *redis;
+    char **cmds; /* formatted with redisFormatCommandArgv() */
+    size_t *lens;
+    redisReply **replies; /* after an execution: one per command */
+    size_t count, cap;
+    bool executed;
+};
+
+pw_redis_pipe_t *pw_redis_pipe_new(pw_redis_t *redis)
+{
+    pw_redis_pipe_t *pipe = pw_calloc(1, sizeof(*pipe));
+    pipe->redis = redis;
+    return pipe;
+}
+
+/* Forgets the commands and replies of the last execution. */
+static void pw_redis_pipe_clear(pw_redis_pipe_t *pipe)
+{
+    for (size_t i = 0; i < pipe->count; i++) {
+        redisFreeCommand(pipe->cmds[i]);
+        if (pipe->replies[i])
+            freeReplyObject(pipe->replies[i]);
+        pipe->replies[i] = NULL;
+    }
+    pipe->count = 0;
+    pipe->executed = false;
+}
+
+void pw_redis_pipe_destroy(pw_redis_pipe_t *pipe)
+{
+    if (!pipe)
+        return;
+    pw_redis_pipe_clear(pipe);
+    free(pipe->cmds);
+    free(pipe->lens);
+    free(pipe->replies);
+    free(pipe);
+}
+
+size_t pw_redis_pipe_append(pw_redis_pipe_t *pipe, int argc, const char **argv,
+                            const size_t *argvlen)
+{
+    if (pipe->executed)
+        pw_redis_pipe_clear(pipe);
+    if (pipe->count == pipe->cap) {
+        pipe->cap = pipe->cap ? pipe->cap * 2 : 64;
+        pipe->cmds = pw_realloc(pipe->cmds, pipe->cap * sizeof(*pipe->cmds));
+        pipe->lens = pw_realloc(pipe->lens, pipe->cap * sizeof(*pipe->lens));
+        pipe->replies = pw_realloc(pipe->replies, pipe->cap * sizeof(*pipe->replies));
+    }
+    char *cmd = NULL;
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0)
+        pw_abort("redisFormatCommandArgv failed: out of memory");
+    pipe->cmds[pipe->count] = cmd;
+    pipe->lens[pipe->count] = (size_t)len;
+    pipe->replies[pipe->count] = NULL;
+    return pipe->count++;
+}
+
+size_t pw_redis_pipe_count(const pw_redis_pipe_t *pipe)
+{
+    return pipe->count;
+}
+
+const redisReply *pw_redis_pipe_reply(const pw_redis_pipe_t *pipe, size_t i)
+{
+    return pipe->executed && i < pipe->count ? pipe->replies[i] : NULL;
+}
+
+/* Reads the replies in order; a server-state error reply is noted and makes
+ * the connection one to drop. @returns 0, or -1 when the connection failed. */
+static int pw_redis_pipe_read(pw_redis_pipe_t *pipe, redisContext *c, bool *drop, char *errstr,
+                              size_t errstr_size)
+{
+    for (size_t i = 0; i < pipe->count; i++) {
+        void *r = NULL;
+        if (redisGetReply(c, &r) != REDIS_OK || !r) {
+            pw_errstr_set(errstr, errstr_size, "redis %s: pipeline: %s", pipe->redis->describe,
+                          c->errstr[0] ? c->errstr : "connection lost");
+            return -1;
+        }
+        redisReply *reply = r;
+        if (pw_redis_reply_is_server_error(reply)) {
+            *drop = true;
+            pw_redis_server_error_note(pipe->redis, pw_redis_server_error_of(reply->str),
+                                       "pipeline", reply->str);
+        }
+        pipe->replies[i] = reply;
+    }
+    return 0;
+}
+
+int pw_redis_pipe_exec(pw_redis_pipe_t *pipe, char *errstr, size_t errstr_size)
+{
+    if (pipe->executed || pipe->count == 0) {
+        pipe->executed = true;
+        return 0;
+    }
+    redisContext *c = pw_redis_acquire(pipe->redis, errstr, errstr_size);
+    if (!c)
+        return -1;
+    for (size_t i = 0; i < pipe->count; i++)
+        if (redisAppendFormattedCommand(c, pipe->cmds[i], pipe->lens[i]) != REDIS_OK)
+            pw_abort("redisAppendFormattedCommand failed: out of memory");
+    bool drop = false;
+    int rc = pw_redis_pipe_read(pipe, c, &drop, errstr, errstr_size);
+    if (rc == -1) {
+        for (size_t i = 0; i < pipe->count; i++) {
+            if (pipe->replies[i])
+                freeReplyObject(pipe->replies[i]);
+            pipe->replies[i] = NULL;
+        }
+        drop = true; /* replies still unread would answer the next caller */
+    }
+    pw_redis_release(pipe->redis, c, drop);
+    pipe->executed = rc == 0;
+    return rc;
+}
+
 /* ---- commands from fibers: one pipelined async connection per loop ----
  * A fiber queues its command on its loop's connection and waits; replies come
  * back in order and wake their fibers. A command not answered within the

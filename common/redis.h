@@ -70,6 +70,35 @@ redisReply *pw_redis_eval(pw_redis_t *redis, pw_redis_script_t *script, int nkey
 redisReply *pw_redis_command_reply(pw_redis_t *redis, char *errstr, size_t errstr_size, int argc,
                                    const char **argv) PW_MUSTCHECK;
 
+/* Pipelines: many commands sent at once on one blocking connection, their
+ * replies read in order; for commands that read or write many accounts
+ * (token list, rekey). Commands are formatted when queued and sent by
+ * pw_redis_pipe_exec(), which holds a pooled connection only while it runs,
+ * so the caller may run other commands between executions. A reply is a
+ * value: an error reply stays a REDIS_REPLY_ERROR reply of its command and
+ * fails no other (a server-state one is still counted, and its connection
+ * dropped). @locality a thread, never a fiber. */
+typedef struct pw_redis_pipe_s pw_redis_pipe_t;
+
+/** @brief An empty pipeline over redis (borrowed: it must outlive it). */
+pw_redis_pipe_t *pw_redis_pipe_new(pw_redis_t *redis);
+/** @brief Frees the pipeline with its queued commands and replies. */
+void pw_redis_pipe_destroy(pw_redis_pipe_t *pipe);
+/** @brief Queues one command given as argv (argvlen NULL: NUL-terminated
+ *  strings; copied). The first command queued after an execution clears
+ *  that execution's replies. @returns the command's index. */
+size_t pw_redis_pipe_append(pw_redis_pipe_t *pipe, int argc, const char **argv,
+                            const size_t *argvlen);
+/** @brief Commands queued (and, after an execution, replies held). */
+size_t pw_redis_pipe_count(const pw_redis_pipe_t *pipe);
+/** @brief Sends the queued commands and reads every reply.
+ *  @returns 0, or -1 when the connection failed or timed out (no reply is
+ *  then kept: which commands ran is unknown), with the reason in errstr. */
+int pw_redis_pipe_exec(pw_redis_pipe_t *pipe, char *errstr, size_t errstr_size) PW_MUSTCHECK;
+/** @brief The reply of command i of the last successful execution (owned by
+ *  the pipeline, valid until the next append or destroy). */
+const redisReply *pw_redis_pipe_reply(const pw_redis_pipe_t *pipe, size_t i);
+
 /* Error replies that report the server's state rather than the command's
  * fault (see DESIGN above). */
 typedef enum {

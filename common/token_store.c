@@ -91,8 +91,7 @@ void pw_token_destroy(pw_token_t *token)
     free(token);
 }
 
-/* The associated data binding a sealed field to its account and role. */
-static char *pw_token_context(const char *account_id, const char *field)
+char *pw_token_store_context(const char *account_id, const char *field)
 {
     return pw_asprintf("%s\n%s", account_id, field);
 }
@@ -128,12 +127,12 @@ static void pw_token_fields_build(pw_token_store_t *store, const pw_token_t *tok
     pw_token_fields_add(f, "updated_at_ms", now_ms, 1);
     if (refreshed)
         pw_token_fields_add(f, "refreshed_at_ms", now_ms, 0);
-    char *ctx = pw_token_context(token->account_id, "access_token");
+    char *ctx = pw_token_store_context(token->account_id, "access_token");
     pw_token_fields_add(f, "access_token", pw_crypto_seal(store->ring, token->access_token, ctx),
                         1);
     free(ctx);
     if (token->refresh_token) {
-        ctx = pw_token_context(token->account_id, "refresh_token");
+        ctx = pw_token_store_context(token->account_id, "refresh_token");
         pw_token_fields_add(f, "refresh_token",
                             pw_crypto_seal(store->ring, token->refresh_token, ctx), 1);
         free(ctx);
@@ -310,7 +309,7 @@ static int pw_token_open_field(pw_token_store_t *store, const char *account_id, 
                                const char *sealed, pw_secret_t **out, char *errstr,
                                size_t errstr_size)
 {
-    char *ctx = pw_token_context(account_id, field);
+    char *ctx = pw_token_store_context(account_id, field);
     char reason[256];
     int rc = pw_crypto_open(store->ring, sealed, ctx, out, reason, sizeof(reason));
     free(ctx);

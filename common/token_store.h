@@ -109,6 +109,11 @@ pw_ts_status_t pw_token_store_get_status(pw_token_store_t *store, const char *ac
                                          char **status, char *errstr,
                                          size_t errstr_size) PW_MUSTCHECK;
 
+/** @brief The associated data that binds a sealed field ("access_token",
+ *  "refresh_token") to its account (crypto.h's context); caller frees. For
+ *  commands that re-seal a record's values without rewriting the record. */
+char *pw_token_store_context(const char *account_id, const char *field);
+
 void pw_token_destroy(pw_token_t *token);
 const char *pw_refresh_method_name(pw_refresh_method_t method);
 int pw_refresh_method_parse(const char *name, pw_refresh_method_t *method);

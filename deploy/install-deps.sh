@@ -11,7 +11,7 @@ packages=(
   libssl-dev libmicrohttpd-dev libcmocka-dev
   # local servers and black-box tests (Debian's python3-* belong to /usr/bin/python3)
   redis-server python3 python3-pytest python3-confluent-kafka python3-redis
-  python3-aiohttp python3-jsonschema python3-yaml python3-requests
+  python3-aiohttp python3-jsonschema python3-yaml python3-requests python3-cryptography
   # tools the tests call
   curl clang-format prometheus
   # fuzzing (tests/fuzz): clang and its compiler-rt, which holds libFuzzer

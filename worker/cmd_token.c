@@ -3,7 +3,7 @@
  *   put     verify a token against the API and store it (cmd_token.c)
  *   show    one record, secrets as fingerprints (cmd_token.c)
  *   verify  check stored tokens against the API (cmd_token_verify.c)
- *   list    every account's state (cmd_token_admin.c)
+ *   list    every account's state (cmd_token_list.c)
  *   rekey   re-seal records with the ring's first key (cmd_token_admin.c)
  *   delete  offboard an account (cmd_token_admin.c)
  *
@@ -62,10 +62,16 @@ static const pw_token_subcmd_t pw_token_subcmds[] = {
     {"show", "a", "show --account ID",
      "Prints the account's token record as JSON, every secret as a fingerprint.", pw_token_show},
     {"verify", "aA", "verify (--account ID | --all)",
-     "Checks stored tokens against the API with read-only calls (GET /me and\n"
-     "the publishing limit): ok, expired, revoked, missing_scope, wrong_user or\n"
-     "unreachable, a JSON line per account. Exit 0 only when every checked\n"
-     "token is ok, 1 otherwise. Never prints a token.",
+     "Checks stored tokens against the API with read-only calls (GET /me, the\n"
+     "publishing limit, debug_token for scopes beyond publishing) as the\n"
+     "record's user and scopes: ok, expired, revoked, missing_scope, wrong_user,\n"
+     "unreachable, or unreadable (the key ring cannot open the record); a JSON\n"
+     "line per account, a summary on stderr. Records each result for token list\n"
+     "and the sweep, but marks no account: the workers' verification sweep does\n"
+     "that. --all keeps to TOKEN_VERIFY_MAX_PER_S, shared with the sweeps.\n"
+     "Exit 0 only when every checked token is ok; 1 otherwise (an account with\n"
+     "no token, Redis failing); 2 without exactly one of --account and --all.\n"
+     "Never prints a token.",
      pw_token_cmd_verify},
     {"list", "tj", "list [--state active|reconnect_required|quota_wait] [--json]",
      "Every account: state (and reason and since when), refresh method, expiry,\n"
@@ -73,13 +79,20 @@ static const pw_token_subcmd_t pw_token_subcmds[] = {
      "id that seals its record. A table, or with --json a JSON line each.",
      pw_token_cmd_list},
     {"rekey", "d", "rekey [--dry-run]",
-     "Re-seals every token record with the key ring's first key, never over a\n"
-     "token refreshed meanwhile; reports records per key id before and after.\n"
-     "Safe to interrupt and run again. Exit 0 when nothing is left to do.",
+     "Re-seals every token record that a key other than the ring's first sealed\n"
+     "with the first key, never over a token refreshed or put meanwhile (such a\n"
+     "record is read again); reports records per key id before and after as\n"
+     "JSON. Safe to interrupt and run again. --dry-run changes nothing and\n"
+     "reports what would change. Exit 0 when nothing is left to do or all was\n"
+     "done; 1 when a record cannot be opened (named on stderr) or Redis failed.",
      pw_token_cmd_rekey},
-    {"delete", "a", "delete --account ID",
-     "Offboards an account: answers its parked posts failed (class auth) and\n"
-     "removes its token and every state the worker keeps for it.",
+    {"delete", "aw", "delete --account ID [--wait SECONDS]",
+     "Offboards an account: takes its replay lock (waiting up to --wait seconds,\n"
+     "default 30, for a worker replaying it; exit 1 if it is still held), answers\n"
+     "each parked post failed (class auth) and waits until Kafka has the results,\n"
+     "then removes the token and every key the worker keeps for the account\n"
+     "except its fence counter, and takes it out of the sweeps' indexes. Prints\n"
+     "a JSON summary; an account with nothing stored is found:false, exit 0.",
      pw_token_cmd_delete},
 };
 
@@ -96,6 +109,7 @@ static const struct option pw_token_longopts[] = {
     {"state", required_argument, NULL, 't'},
     {"json", no_argument, NULL, 'j'},
     {"dry-run", no_argument, NULL, 'd'},
+    {"wait", required_argument, NULL, 'w'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -163,6 +177,8 @@ static int pw_token_opt(int c, pw_token_opts_t *opts)
         return pw_parse_int("--expires-in", optarg, 1, PW_TIME_MAX_S / 2, &opts->expires_in);
     case 'i':
         return pw_parse_int("--issued-at", optarg, 0, PW_TIME_MAX_S / 2, &opts->issued_at);
+    case 'w':
+        return pw_parse_int("--wait", optarg, 0, 3600, &opts->wait_s);
     case 'm':
         if (pw_refresh_method_parse(optarg, &opts->method) == 0)
             return 0;
@@ -181,6 +197,7 @@ static int pw_token_parse(const pw_token_subcmd_t *sub, int argc, char **argv,
     memset(opts, 0, sizeof(*opts));
     opts->expires_in = -1;
     opts->issued_at = -1;
+    opts->wait_s = -1;
     optind = 1;
     opterr = 0;
     int c;
@@ -271,6 +288,99 @@ void pw_token_print_json(const cJSON *obj)
     char *text = cJSON_PrintUnformatted(obj);
     printf("%s\n", text);
     free(text);
+}
+
+void pw_token_json_time(cJSON *obj, const char *name, int64_t epoch_ms)
+{
+    if (epoch_ms <= 0) {
+        cJSON_AddNullToObject(obj, name);
+        return;
+    }
+    char buf[40];
+    pw_format_time_ms(epoch_ms, buf, sizeof(buf));
+    cJSON_AddStringToObject(obj, name, buf);
+}
+
+/* The account of a token record's key pw:{ACCT}:token, or NULL when the
+ * key only looks like one (a post id may hold "}:token"). */
+static char *pw_token_key_account(const redisReply *key)
+{
+    static const char prefix[] = "pw:{", suffix[] = "}:token";
+    size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
+    if (key->type != REDIS_REPLY_STRING || key->len <= plen + slen ||
+        memcmp(key->str, prefix, plen) != 0 || strcmp(key->str + key->len - slen, suffix) != 0)
+        return NULL;
+    char *id = pw_strndup(key->str + plen, key->len - plen - slen);
+    if (!pw_account_id_valid(id)) {
+        free(id);
+        return NULL;
+    }
+    return id;
+}
+
+/* Hands one SCAN/SSCAN page's ids to fn; members: the page lists account
+ * ids themselves, not record keys. */
+static int pw_token_scan_page(const redisReply *items, bool members, pw_token_scan_fn fn, void *arg,
+                              char *errstr, size_t errstr_size)
+{
+    char **ids = pw_calloc(items->elements ? items->elements : 1, sizeof(char *));
+    size_t count = 0;
+    for (size_t i = 0; i < items->elements; i++) {
+        const redisReply *item = items->element[i];
+        char *id = members ? pw_strndup(item->str, item->len) : pw_token_key_account(item);
+        if (id && members && !pw_account_id_valid(id)) {
+            free(id);
+            id = NULL;
+        }
+        if (id)
+            ids[count++] = id;
+    }
+    int rc = count ? fn(arg, ids, count, errstr, errstr_size) : 0;
+    for (size_t i = 0; i < count; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
+
+/* SCAN (set NULL) or SSCAN set, page by page. */
+static int pw_token_scan_do(pw_token_cmd_t *cmd, const char *set, pw_token_scan_fn fn, void *arg,
+                            char *errstr, size_t errstr_size)
+{
+    char cursor[32] = "0";
+    do {
+        const char *scan[] = {"SCAN", cursor, "MATCH", "pw:{*}:token", "COUNT", "1000"};
+        const char *sscan[] = {"SSCAN", set, cursor, "COUNT", "1000"};
+        redisReply *reply = set ? pw_redis_command(cmd->redis, errstr, errstr_size, 5, sscan)
+                                : pw_redis_command(cmd->redis, errstr, errstr_size, 6, scan);
+        if (!reply)
+            return -1;
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[1]->type != REDIS_REPLY_ARRAY) {
+            pw_errstr_set(errstr, errstr_size, "redis: unexpected %s reply",
+                          set ? "SSCAN" : "SCAN");
+            freeReplyObject(reply);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+        int rc = pw_token_scan_page(reply->element[1], set != NULL, fn, arg, errstr, errstr_size);
+        freeReplyObject(reply);
+        if (rc == -1)
+            return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int pw_token_cmd_scan(pw_token_cmd_t *cmd, pw_token_scan_fn fn, void *arg, char *errstr,
+                      size_t errstr_size)
+{
+    return pw_token_scan_do(cmd, NULL, fn, arg, errstr, errstr_size);
+}
+
+int pw_token_cmd_scan_set(pw_token_cmd_t *cmd, const char *set, pw_token_scan_fn fn, void *arg,
+                          char *errstr, size_t errstr_size)
+{
+    return pw_token_scan_do(cmd, set, fn, arg, errstr, errstr_size);
 }
 
 /* Produces account.event.v1 token_updated and waits for its delivery. */

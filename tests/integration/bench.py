@@ -6,6 +6,12 @@ local servers (started by deploy/dev), scenario by scenario:
   (b) the same with 0 ms latency: what the worker itself costs
   (c) 2,000 posts over 5 accounts, 10 ms per call: bound by per-account order
 
+  (t) the operator's commands on 100,000 accounts seeded straight into Redis
+      (database 3, emptied before and after; records in the worker's own
+      sealed format, seed.py): token list --json, token list (the table),
+      token rekey --dry-run, token rekey, and token rekey again (nothing
+      left); seconds and CPU of each command
+
 Each scenario uses fresh topics and accounts and a fresh worker. Posts are
 produced in one burst once the worker is ready; throughput runs from the first
 result to the last, latency from a request's Kafka timestamp to its result's.
@@ -16,6 +22,7 @@ import argparse
 import os
 import pathlib
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +30,7 @@ import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402
+import seed  # noqa: E402
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
 
 SCENARIOS = {
@@ -158,9 +166,84 @@ def run(name, spec, args, workdir):
     }
 
 
+ADMIN_ACCOUNTS = 100_000
+
+
+def timed_cli(args, env, workdir):
+    """Runs publish-worker ARGS: (seconds, CPU seconds, exit code, stdout
+    lines, last stderr line). (Its peak RSS is not reported: a child's
+    ru_maxrss keeps the forked Python's.)"""
+    out_path, err_path = workdir / "cli.out", workdir / "cli.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen([harness.PW_BIN, *args], env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.monotonic() - started
+    with open(out_path) as out:
+        lines = sum(1 for _ in out)
+    last = (err_path.read_text().strip().splitlines() or [""])[-1]
+    return (elapsed, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status), lines,
+            last)
+
+
+def seed_admin(rds, keys, n):
+    """n accounts: 70% on the old key, 5% marked with parked posts, a
+    verification recorded for every tenth."""
+    accounts = [f"acct-{i:06d}" for i in range(n)]
+    cut = n * 7 // 10
+    seed.seed_accounts(rds, keys[1], accounts[:cut])
+    seed.seed_accounts(rds, keys[0], accounts[cut:])
+    pipe = rds.pipeline(transaction=False)
+    now_ms = int(time.time() * 1000)
+    for i, account in enumerate(accounts):
+        if i % 20 == 0:
+            pipe.hset(f"pw:{{{account}}}:account", mapping={
+                "status": "reconnect_required", "reason": "revoked", "at_ms": now_ms})
+            pipe.rpush(f"pw:{{{account}}}:parked", "{}", "{}")
+            pipe.sadd("pw:parked_accounts", account)
+        if i % 10 == 0:
+            pipe.hset(f"pw:{{{account}}}:verify", mapping={
+                "at_ms": now_ms, "outcome": "ok", "message": "fine", "fence": 1})
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def run_admin(args, workdir):
+    """Scenario (t): the token commands on ADMIN_ACCOUNTS accounts."""
+    import redis
+    url = args.redis.rsplit("/", 1)[0] + "/3"
+    rds = redis.Redis.from_url(url)
+    rds.flushdb()
+    keys = [harness.new_key("k2"), harness.new_key("k1")]
+    ring = harness.write_keyring(workdir / "keys-admin", keys)
+    env = harness.make_worker_env(make_topics(args.control, "t"), ring, url, args.kafka,
+                                  args.threads, LOG_LEVEL="warn")
+    started = time.monotonic()
+    seed_admin(rds, keys, ADMIN_ACCOUNTS)
+    print(f"bench: seeded {ADMIN_ACCOUNTS} accounts ({rds.dbsize()} keys) in "
+          f"{time.monotonic() - started:.1f} s", flush=True)
+    rows = []
+    try:
+        for cmd in (["list", "--json"], ["list"], ["rekey", "--dry-run"], ["rekey"], ["rekey"]):
+            elapsed, cpu, code, lines, last = timed_cli(["token", *cmd], env, workdir)
+            rows.append((" ".join(["token", *cmd]), elapsed, cpu, code, lines, last))
+            print(f"bench: {rows[-1]}", flush=True)
+    finally:
+        rds.flushdb()
+    print("\n" + " | ".join(f"{h:>8}" for h in ("seconds", "CPU s", "exit", "lines"))
+          + " | command")
+    for name, elapsed, cpu, code, lines, last in rows:
+        print(" | ".join(f"{c:>8}" for c in (f"{elapsed:.2f}", f"{cpu:.2f}", code, lines))
+              + f" | {name}: {last.replace('publish-worker: ', '')}")
+    bad = [r[0] for r in rows if r[3] != 0]
+    if bad or rows[0][4] != ADMIN_ACCOUNTS:
+        sys.exit(f"bench: token commands failed: {bad}, {rows[0][4]} accounts listed")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS) + ["t"])
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     args.redis = env_or_exit("PW_TEST_REDIS_URL")
@@ -170,8 +253,15 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         for name in args.scenarios:
+            if name == "t":
+                print(f"bench: scenario (t) token commands on {ADMIN_ACCOUNTS} accounts ...",
+                      flush=True)
+                run_admin(args, pathlib.Path(tmp))
+                continue
             print(f"bench: scenario ({name}) {SCENARIOS[name]} ...", flush=True)
             rows.append(run(name, SCENARIOS[name], args, pathlib.Path(tmp)))
+        if not rows:
+            return
     head = ("scen", "posts", "accts", "lat ms", "posts/s", "bound/s", "% bound", "p50 ms",
             "p99 ms", "CPU s/1k", "RSS MiB", "api peak", "lost", "doubled")
     print("\n" + " | ".join(f"{h:>8}" for h in head))

@@ -4,6 +4,7 @@ quota that threads_publish enforces (THE ENDPOINTS and THE PUBLISHING QUOTA in
 tests/tools/fake_threads/fake.h): their shapes, Meta's token checks, the
 quota reached and freed by the fake clock, injected failures and counters."""
 
+import time
 import uuid
 
 import pytest
@@ -290,3 +291,41 @@ def test_injected_failures_reach_me_and_publishing_limit_by_name(threads_url, fa
 def test_latency_by_endpoint_names_the_new_endpoints(threads_url, fake):
     settings = fake.settings(latency_ms_by_endpoint={"me": 10, "publishing_limit": 20})
     assert settings["latency_ms_by_endpoint"] == {"me": 10, "publishing_limit": 20}
+
+
+# --- GET /v1.0/debug_token ----------------------------------------------------
+
+def debug_token(threads_url, input_token, access_token):
+    return requests.get(f"{threads_url}/v1.0/debug_token", timeout=10,
+                        params={"input_token": input_token, "access_token": access_token})
+
+
+def test_debug_token_answers_the_tokens_user_scopes_and_times(threads_url, fake):
+    user, token = "u-" + uuid.uuid4().hex[:8], "tok-" + uuid.uuid4().hex
+    expires_at = int(time.time()) + 86400
+    fake.register_token(token, user, scopes=["threads_basic", "threads_manage_replies"],
+                        issued_at=1790000000, expires_at=expires_at)
+    r = debug_token(threads_url, token, token)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["user_id"] == user and data["type"] == "USER" and data["application"]
+    assert data["scopes"] == ["threads_basic", "threads_manage_replies"]
+    assert data["expires_at"] == expires_at
+    assert isinstance(data["issued_at"], int) and data["is_valid"] is True
+    assert counters(fake, "debug_token") == (1, 0)
+
+
+def test_debug_token_runs_the_token_checks_on_the_callers_token(threads_url, fake, account):
+    user, token = account
+    fake.revoke(user_id=user)
+    r = debug_token(threads_url, token, token)
+    assert graph_error(r) == (400, 190, 460)
+    unknown = debug_token(threads_url, "tok-unknown", "tok-unknown")
+    assert graph_error(unknown)[1] == 190
+    other, other_token = "u-" + uuid.uuid4().hex[:8], "tok-" + uuid.uuid4().hex
+    fake.register_token(other_token, other)
+    r = debug_token(threads_url, "tok-unknown", other_token)
+    assert r.status_code == 200
+    assert r.json()["data"]["is_valid"] is False and r.json()["data"]["scopes"] == []
+    fake.fail("debug_token", status=500, code=2)
+    assert debug_token(threads_url, other_token, other_token).status_code == 500

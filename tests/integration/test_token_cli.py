@@ -308,3 +308,53 @@ def test_echo_comes_back_when_a_signal_ends_token_put(worker_env):
         proc.wait()
         os.close(master)
         os.close(slave)
+
+
+# --- each subcommand's usage ----------------------------------------------------
+
+SUBCOMMANDS = {  # a valid flag of each, so the bad ones below are bad for that reason alone
+    "put": ["--account", "a", "--user-id", "1", "--expires-in", "60"],
+    "show": ["--account", "a"],
+    "verify": ["--account", "a"],
+    "list": ["--json"],
+    "rekey": ["--dry-run"],
+    "delete": ["--account", "a"],
+}
+
+
+@pytest.mark.parametrize("sub", sorted(SUBCOMMANDS))
+def test_each_subcommand_help_prints_its_usage_and_exits_0(run_cli, sub):
+    # No configuration at all: --help needs none, and touches no server.
+    env = {"PATH": os.environ.get("PATH", "")}
+    res = run_cli(["token", sub, "--help"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"Usage: publish-worker token {sub}")
+    assert res.stderr == ""
+    # --help wins wherever it stands.
+    res = run_cli(["token", sub, *SUBCOMMANDS[sub], "--help"], env=env)
+    assert res.returncode == 0 and f"token {sub}" in res.stdout
+
+
+@pytest.mark.parametrize("sub", sorted(SUBCOMMANDS))
+def test_each_subcommand_refuses_unknown_flags_and_arguments(run_cli, sub):
+    env = {"PATH": os.environ.get("PATH", "")}
+    for bad in (["--no-such-flag"], ["stray"], ["--all"] if sub != "verify" else ["--json"]):
+        res = run_cli(["token", sub, *SUBCOMMANDS[sub], *bad], env=env)
+        assert res.returncode == 2, (bad, res.stderr)
+        assert f"token {sub}" in res.stderr and bad[0] in res.stderr, res.stderr
+        assert res.stdout == ""
+
+
+def test_verify_wants_exactly_one_of_account_and_all(run_cli):
+    env = {"PATH": os.environ.get("PATH", "")}
+    for args in ([], ["--account", "a", "--all"]):
+        res = run_cli(["token", "verify", *args], env=env)
+        assert res.returncode == 2
+        assert "--account" in res.stderr and "--all" in res.stderr
+
+
+def test_token_help_lists_every_subcommand(run_cli):
+    res = run_cli(["token", "--help"], env={"PATH": os.environ.get("PATH", "")})
+    assert res.returncode == 0
+    for sub in SUBCOMMANDS:
+        assert f"publish-worker token {sub}" in res.stdout

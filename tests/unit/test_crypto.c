@@ -128,6 +128,36 @@ static void test_rotation_first_key_seals_every_key_opens(void **state)
     pw_keyring_destroy(only_b);
 }
 
+static void test_sealed_key_id_is_read_without_opening(void **state)
+{
+    (void)state;
+    pw_keyring_t *r = ring(KEY_B "\n" KEY_A "\n");
+    assert_true(pw_keyring_has(r, "A"));
+    assert_true(pw_keyring_has(r, "B"));
+    assert_false(pw_keyring_has(r, "C"));
+    pw_secret_t *token = pw_secret_new("THAAtoken", 9);
+    char *sealed = pw_crypto_seal(r, token, "ctx");
+    char id[PW_CRYPTO_KEY_ID_MAX + 1];
+    assert_int_equal(pw_crypto_sealed_key_id(sealed, id, sizeof(id)), 0);
+    assert_string_equal(id, "B");
+    /* A key the ring does not hold is still named. */
+    assert_int_equal(pw_crypto_sealed_key_id("old-key:AAAA", id, sizeof(id)), 0);
+    assert_string_equal(id, "old-key");
+    assert_int_equal(pw_crypto_sealed_key_id("no colon", id, sizeof(id)), -1);
+    assert_string_equal(id, "");
+    assert_int_equal(pw_crypto_sealed_key_id(":AAAA", id, sizeof(id)), -1);
+    assert_int_equal(pw_crypto_sealed_key_id(NULL, id, sizeof(id)), -1);
+    char small[3];
+    assert_int_equal(pw_crypto_sealed_key_id("abc:AAAA", small, sizeof(small)), -1);
+    char long_id[PW_CRYPTO_KEY_ID_MAX + 8];
+    memset(long_id, 'k', PW_CRYPTO_KEY_ID_MAX + 1);
+    strcpy(long_id + PW_CRYPTO_KEY_ID_MAX + 1, ":AA");
+    assert_int_equal(pw_crypto_sealed_key_id(long_id, id, sizeof(id)), -1);
+    free(sealed);
+    pw_secret_destroy(token);
+    pw_keyring_destroy(r);
+}
+
 static void test_bad_key_rings_are_clear_errors(void **state)
 {
     (void)state;
@@ -192,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_tampering_is_detected),
         cmocka_unit_test(test_record_copied_to_another_account_fails),
         cmocka_unit_test(test_rotation_first_key_seals_every_key_opens),
+        cmocka_unit_test(test_sealed_key_id_is_read_without_opening),
         cmocka_unit_test(test_bad_key_rings_are_clear_errors),
         cmocka_unit_test(test_key_ring_tolerates_blank_lines_and_crlf),
         cmocka_unit_test(test_key_file_others_can_read_is_refused),

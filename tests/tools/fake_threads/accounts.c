@@ -148,6 +148,35 @@ void ft_ep_me(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp)
     ft_reply_set(rp, 200, body);
 }
 
+/* GET /v1.0/debug_token?input_token=...&access_token=...: what Meta knows
+ * of input_token; the caller's access_token must pass the token checks. */
+void ft_ep_debug_token(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp)
+{
+    if (!ft_auth(st, rq, NULL, 0, rp))
+        return;
+    const char *input = ft_param(rq, "input_token");
+    const ft_token_t *t = input ? ft_map_get(&st->tokens, input) : NULL;
+    cJSON *body = cJSON_CreateObject(), *data = cJSON_AddObjectToObject(body, "data");
+    cJSON *scopes;
+    cJSON_AddStringToObject(data, "type", "USER");
+    cJSON_AddStringToObject(data, "application", "fake-threads");
+    if (!t || t->is_refresh) {
+        cJSON_AddFalseToObject(data, "is_valid");
+        cJSON_AddArrayToObject(data, "scopes");
+        ft_reply_set(rp, 200, body);
+        return;
+    }
+    cJSON_AddStringToObject(data, "user_id", t->user->id);
+    cJSON_AddBoolToObject(data, "is_valid", ft_token_usable(t, ft_now_ms(st)));
+    cJSON_AddNumberToObject(data, "issued_at", (double)(t->issued_ms / 1000));
+    cJSON_AddNumberToObject(data, "expires_at", (double)(t->expires_ms / 1000));
+    scopes = cJSON_AddArrayToObject(data, "scopes");
+    for (int i = 0; i < FT_NSCOPES; i++)
+        if (t->scopes & (1u << i))
+            cJSON_AddItemToArray(scopes, cJSON_CreateString(ft_scope_names[i]));
+    ft_reply_set(rp, 200, body);
+}
+
 /* GET /refresh_access_token?grant_type=th_refresh_token&access_token=... */
 void ft_ep_refresh(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp)
 {

@@ -28,6 +28,12 @@
  *   {"data": [{"quota_usage": N, "config": {"quota_total": 250,
  *   "quota_duration": 86400}}]} with the requested fields; threads_basic and
  *   threads_content_publish.
+ * - debug_token: GET /v1.0/debug_token?input_token=T&access_token=T answers
+ *   {"data": {"type": "USER", "application": "fake-threads", "user_id",
+ *   "scopes": [...], "is_valid", "issued_at", "expires_at"}} (unix seconds)
+ *   for input_token, as Meta's Threads troubleshooting guide shows; the
+ *   access_token must pass the token checks (no scope needed), an unknown
+ *   input_token answers is_valid false with no scopes.
  * - refresh: GET /refresh_access_token. oauth2: POST /oauth2/token.
  * - other: anything else (404, code 100).
  * Every Graph endpoint runs Meta's token checks (ft_auth: unknown 190,
@@ -52,6 +58,7 @@
  * - faults.c: injected failures: the queue that POST /__control/failures
  *   fills and that every Graph request consults before its endpoint runs.
  * - accounts.c: users' tokens: Meta's token checks, the profile (me),
+ *   debug_token,
  *   refresh_access_token and the OAuth2 refresh_token grant.
  * - containers.c: media containers, their states and threads_publish.
  * - quota.c: the publishing quota, threads_publishing_limit and
@@ -209,6 +216,7 @@ enum {
     FT_EP_OAUTH2,
     FT_EP_ME,    /* GET /v1.0/me */
     FT_EP_LIMIT, /* GET /v1.0/{user-id}/threads_publishing_limit */
+    FT_EP_DEBUG, /* GET /v1.0/debug_token */
     FT_EP_OTHER,
     FT_EP_COUNT
 };
@@ -480,6 +488,8 @@ void ft_ep_refresh(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
 void ft_ep_oauth2(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
 /** @brief GET /v1.0/me?fields=id,username,... */
 void ft_ep_me(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
+/** @brief GET /v1.0/debug_token?input_token=... */
+void ft_ep_debug_token(ft_state_t *st, const ft_request_t *rq, ft_reply_t *rp);
 
 /* ------------------------------------------------------------------------ */
 /* containers.c (@locks_required st->lock for all)                           */

@@ -248,7 +248,9 @@ static void ft_route_parse(const char *url, const char *method, ft_route_t *rt)
         return;
     memcpy(rt->id, rest, idlen);
     rt->id[idlen] = '\0';
-    if (!slash && get)
+    if (!slash && get && strcmp(rt->id, "debug_token") == 0)
+        rt->ep = FT_EP_DEBUG;
+    else if (!slash && get)
         rt->ep = strcmp(rt->id, "me") == 0 ? FT_EP_ME : FT_EP_CONTAINER;
     else if (slash && get && strcmp(slash, "/threads_publishing_limit") == 0)
         rt->ep = FT_EP_LIMIT;
@@ -280,6 +282,7 @@ static const char *ft_request_user(ft_state_t *st, const ft_request_t *rq, const
         break;
     case FT_EP_REFRESH:
     case FT_EP_ME:
+    case FT_EP_DEBUG:
         t = ft_map_get(&st->tokens, ft_param_token(rq));
         break;
     case FT_EP_OAUTH2:
@@ -314,6 +317,9 @@ static void ft_graph_endpoint(ft_state_t *st, const ft_request_t *rq, const ft_r
         break;
     case FT_EP_LIMIT:
         ft_ep_publishing_limit(st, rq, rt->id, rp);
+        break;
+    case FT_EP_DEBUG:
+        ft_ep_debug_token(st, rq, rp);
         break;
     default:
         ft_graph_error(rp, 404, 100, 0, "Unknown path components or unsupported method");

@@ -6,9 +6,9 @@
 
 #include "fake.h"
 
-const char *const ft_ep_names[FT_EP_COUNT] = {
-    "threads", "threads_publish",  "container", "refresh", "oauth2",
-    "me",      "publishing_limit", "other"};
+const char *const ft_ep_names[FT_EP_COUNT] = {"threads",          "threads_publish", "container",
+                                              "refresh",          "oauth2",          "me",
+                                              "publishing_limit", "debug_token",     "other"};
 
 const char *const ft_media_names[FT_MEDIA_COUNT] = {"TEXT", "IMAGE", "VIDEO", "CAROUSEL"};
 
