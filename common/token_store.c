@@ -30,10 +30,14 @@ static pw_redis_script_t pw_token_put_script = {
 /* KEYS: token. ARGV: fence, then field/value pairs. Applies only a newer
  * fence, and only over a record: a refresh replaces a token, it never
  * brings back one that token delete removed. */
-/* KEYS: verification, verify_due. ARGV: account, fence, outcome ("": none),
- * message, at_ms, due_s. */
+/* KEYS: verification, verify_due, token. ARGV: account, fence, outcome ("":
+ * none), message, at_ms, due_s. Only while the token verified is the stored
+ * one: a verification that ends after a token put, a refresh or a token
+ * delete records nothing (and brings back no key of a deleted account). */
 static pw_redis_script_t pw_token_verified_script = {
-    .source = "if ARGV[3] ~= '' then\n"
+    .source = "local f = redis.call('HGET', KEYS[3], 'fence')\n"
+              "if not f or tonumber(f) ~= tonumber(ARGV[2]) then return 0 end\n"
+              "if ARGV[3] ~= '' then\n"
               "  redis.call('DEL', KEYS[1])\n"
               "  redis.call('HSET', KEYS[1], 'fence', ARGV[2], 'outcome', ARGV[3],"
               " 'message', ARGV[4], 'at_ms', ARGV[5])\n"
@@ -237,10 +241,11 @@ pw_ts_status_t pw_token_store_note_verification(pw_token_store_t *store, const c
     snprintf(fence_s, sizeof(fence_s), "%" PRId64, fence);
     snprintf(at_s, sizeof(at_s), "%" PRId64, at_ms);
     snprintf(due, sizeof(due), "%" PRId64, due_s);
-    const char *keys[] = {k_verify.s, PW_KEY_VERIFY_DUE};
+    pw_key_t k_token = pw_key_token(account_id);
+    const char *keys[] = {k_verify.s, PW_KEY_VERIFY_DUE, k_token.s};
     const char *args[] = {account_id, fence_s, outcome ? outcome : "", message ? message : "",
                           at_s,       due};
-    redisReply *reply = pw_redis_eval(store->redis, &pw_token_verified_script, 2, keys, 6, args,
+    redisReply *reply = pw_redis_eval(store->redis, &pw_token_verified_script, 3, keys, 6, args,
                                       errstr, errstr_size);
     if (!reply)
         return PW_TS_ERROR;

@@ -76,7 +76,8 @@ pw_ts_status_t pw_token_store_write_fenced(pw_token_store_t *store, const pw_tok
 
 /** @brief Records a verification of the token with fencing number fence
  *  (outcome NULL: none made, e.g. token put --no-verify) and when the
- *  token is to be verified next (due_s, unix s) in pw:verify_due. */
+ *  token is to be verified next (due_s, unix s) in pw:verify_due; nothing
+ *  when the stored token is no longer that one (replaced or deleted). */
 pw_ts_status_t pw_token_store_note_verification(pw_token_store_t *store, const char *account_id,
                                                 int64_t fence, const char *outcome,
                                                 const char *message, int64_t at_ms, int64_t due_s,

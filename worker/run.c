@@ -49,6 +49,7 @@ typedef struct pw_worker_s {
     pw_verifier_t *verifier;                 /* NULL: TOKEN_VERIFY_INTERVAL_S is 0 */
     rd_kafka_topic_partition_list_t *paused; /* by back-pressure */
     bool ever_assigned;                      /* the group gave us an assignment (maybe empty) */
+    int assigned;                            /* partitions assigned now */
     bool wedged;                             /* posts still ran after their waits were cancelled */
 } pw_worker_t;
 
@@ -138,6 +139,7 @@ static void pw_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *now;
     if (rd_kafka_assignment(rk, &now) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         pw_metrics_set_assigned_partitions(now->cnt);
+        w->assigned = now->cnt;
         rd_kafka_topic_partition_list_destroy(now);
     }
 }
@@ -222,6 +224,28 @@ static void pw_worker_backpressure(pw_worker_t *w)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* A message just handed to the pool filled its partition's share: paused at
+ * once, before the rest of the drained batch. Pausing purges what librdkafka
+ * fetched ahead for it, and resuming fetches from the next offset, so the
+ * buffer overshoots its share by at most this one message. @returns true
+ * when it paused. */
+static bool pw_worker_pause_if_full(pw_worker_t *w, const rd_kafka_message_t *rkm)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    if (w->assigned <= 0 || rd_kafka_topic_partition_list_find(w->paused, topic, rkm->partition))
+        return false;
+    rd_kafka_topic_partition_t tp = {.topic = (char *)topic, .partition = rkm->partition};
+    size_t total_bytes = 0;
+    if (!pw_worker_full(w, &tp, w->assigned, false, &total_bytes))
+        return false;
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pause, topic, rkm->partition);
+    rd_kafka_topic_partition_list_add(w->paused, topic, rkm->partition);
+    rd_kafka_pause_partitions(w->consumer, pause);
+    rd_kafka_topic_partition_list_destroy(pause);
+    return true;
+}
+
 static void pw_worker_commit_progress(pw_worker_t *w)
 {
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
@@ -239,13 +263,17 @@ static void pw_worker_loop(pw_worker_t *w)
         for (int batch = 0; rkm; batch++) {
             if (rkm->err)
                 pw_log_warn("consumer error", PW_F_STR("error", rd_kafka_message_errstr(rkm)));
-            else {
+            bool paused = false;
+            if (!rkm->err) {
                 pw_metrics_consumed();
                 pw_pool_submit(w->pool, rkm);
+                paused = pw_worker_pause_if_full(w, rkm);
             }
             rd_kafka_message_destroy(rkm);
-            /* Drain what is already fetched without blocking, up to a bound. */
-            rkm = batch < 500 ? rd_kafka_consumer_poll(w->consumer, 0) : NULL;
+            /* Drain what is already fetched without blocking, up to a bound
+             * (a partition that just paused may have left messages behind
+             * in the queue: the next turn of the loop sees the queue purged). */
+            rkm = batch < 500 && !paused ? rd_kafka_consumer_poll(w->consumer, 0) : NULL;
         }
         rd_kafka_poll(w->producer, 0);
         pw_delivery_serve(w->delivery, w->producer);

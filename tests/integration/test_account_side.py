@@ -110,7 +110,7 @@ def test_an_idle_account_whose_token_expired_is_marked_by_the_sweep(worker_env, 
     now = int(time.time())
     # A threads token that expired a day ago: it can never be refreshed.
     connect_account(run_cli, env, fake, "acct-idle", issued_at=now - 3 * 86400,
-                    expires_in=2 * 86400)
+                    expires_in=2 * 86400, verify=False)
     w = workers.start(env)
     wait_until(lambda: rds.hget("pw:{acct-idle}:account", "status") == b"reconnect_required",
                timeout=20, message=lambda: f"idle expired account not marked:\n{w.tail()}")
