@@ -547,7 +547,7 @@ static void pw_redis_release(pw_redis_t *redis, redisContext *c, bool drop)
 typedef struct pw_redis_wait_s {
     pw_fiber_t *fiber;
     redisReply *reply; /* a copy the caller owns; NULL on failure */
-    char error[200];
+    char error[512];
     bool done;
     int64_t deadline_ms;
     struct pw_redis_wait_s *next;
@@ -631,7 +631,7 @@ static void pw_redis_async_on_reply(redisAsyncContext *ac, void *r, void *privda
     if (pw_redis_reply_is_server_error(r))
         redisAsyncDisconnect(ac);
     if (!r)
-        snprintf(w->error, sizeof(w->error), "%s%s",
+        snprintf(w->error, sizeof(w->error), "%.100s%.400s",
                  ra->dropped_because ? ra->dropped_because
                  : ac->err           ? ac->errstr
                                      : "connection lost",
