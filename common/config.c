@@ -33,9 +33,19 @@ const pw_config_var_t pw_config_vars[] = {
     {"TOPIC_ACCOUNT_EVENTS", "account.events", PW_CV_STRING, 0, PW_NO_BOUNDS,
      PW_CV_OFF(topic_account_events), "input and output: account.event.v1"},
     {"REDIS_URL", "redis://127.0.0.1:6379/0", PW_CV_URL, 0, PW_NO_BOUNDS, PW_CV_OFF(redis_url),
-     "redis://[:password@]host:port[/db]"},
+     "redis://[:password@]host:port[/db]; rediss://... for TLS"},
+    {"REDIS_TLS_CA_FILE", NULL, PW_CV_FILE, 0, PW_NO_BOUNDS, PW_CV_OFF(redis_tls_ca_file),
+     "rediss://: PEM bundle of the CAs that verify Redis's certificate (default: the system's "
+     "store); the host name in REDIS_URL is always verified"},
+    {"REDIS_TLS_CERT_FILE", NULL, PW_CV_FILE, 0, PW_NO_BOUNDS, PW_CV_OFF(redis_tls_cert_file),
+     "rediss://: client certificate (PEM, with its chain) for a Redis that asks for one"},
+    {"REDIS_TLS_KEY_FILE", NULL, PW_CV_FILE, 0, PW_NO_BOUNDS, PW_CV_OFF(redis_tls_key_file),
+     "rediss://: the client certificate's private key (PEM)"},
     {"THREADS_API_BASE_URL", "https://graph.threads.net", PW_CV_URL, 0, PW_NO_BOUNDS,
      PW_CV_OFF(threads_api_base_url), "Threads API host"},
+    {"THREADS_API_CA_FILE", NULL, PW_CV_FILE, 0, PW_NO_BOUNDS, PW_CV_OFF(threads_api_ca_file),
+     "PEM bundle of the CAs that verify the API's and OAUTH2_TOKEN_URL's certificates "
+     "(default: the system's store); verification is never turned off"},
     {"OAUTH2_TOKEN_URL", NULL, PW_CV_URL, 0, PW_NO_BOUNDS, PW_CV_OFF(oauth2_token_url),
      "token endpoint for accounts refreshed by the oauth2 method"},
     {"OAUTH2_CLIENT_ID", NULL, PW_CV_STRING, 0, PW_NO_BOUNDS, PW_CV_OFF(oauth2_client_id),
@@ -170,12 +180,14 @@ static int pw_config_parse_bool(const char *value, bool *out)
     return -1;
 }
 
-static int pw_config_check_url(const char *name, const char *value)
+/* errstr gets the reason of a REDIS_URL the parser refuses (never the URL,
+ * which may hold a password). */
+static int pw_config_check_url(const char *name, const char *value, char *errstr,
+                               size_t errstr_size)
 {
     if (strcmp(name, "REDIS_URL") == 0) {
         /* The parser `run` uses (it opens no connection): both agree. */
-        char errstr[256];
-        pw_redis_t *redis = pw_redis_new(value, 1, 1000, errstr, sizeof(errstr));
+        pw_redis_t *redis = pw_redis_new(value, 1, 1000, errstr, errstr_size);
         int ok = redis != NULL;
         pw_redis_destroy(redis);
         return ok ? 0 : -1;
@@ -219,11 +231,22 @@ static int pw_config_set(pw_config_t *conf, const pw_config_var_t *var, const ch
     case PW_CV_SECRET:
         *(pw_secret_t **)field = pw_secret_new(value, strlen(value));
         return 0;
-    case PW_CV_URL:
-        if (pw_config_check_url(var->name, value) == -1) {
+    case PW_CV_URL: {
+        char why[512] = "";
+        if (pw_config_check_url(var->name, value, why, sizeof(why)) == -1) {
             /* The value may carry a password (redis://:secret@host): not echoed. */
-            pw_config_problem(errstr, errstr_size, "%s: not a %s URL", var->name,
-                              strcmp(var->name, "REDIS_URL") ? "http(s)://" : "redis://");
+            if (why[0])
+                pw_config_problem(errstr, errstr_size, "%s", why);
+            else
+                pw_config_problem(errstr, errstr_size, "%s: not an http(s):// URL", var->name);
+            return -1;
+        }
+        break;
+    }
+    case PW_CV_FILE:
+        if (access(value, R_OK) != 0) {
+            pw_config_problem(errstr, errstr_size, "%s: cannot read %s: %s", var->name, value,
+                              strerror(errno));
             return -1;
         }
         break;
@@ -327,6 +350,30 @@ static int pw_config_load_rdkafka(pw_config_t *conf, char *const *environ_list, 
     return rc;
 }
 
+/* The REDIS_TLS_* files go with a rediss:// URL, and the certificate with
+ * its key: a TLS setting that would be ignored is a mistake to report, not
+ * a cleartext connection to make. */
+static int pw_config_check_redis_tls(const pw_config_t *conf, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    bool tls = conf->redis_url && strncmp(conf->redis_url, "rediss://", 9) == 0;
+    const char *set = conf->redis_tls_ca_file     ? "REDIS_TLS_CA_FILE"
+                      : conf->redis_tls_cert_file ? "REDIS_TLS_CERT_FILE"
+                      : conf->redis_tls_key_file  ? "REDIS_TLS_KEY_FILE"
+                                                  : NULL;
+    if (set && conf->redis_url && !tls) {
+        pw_config_problem(errstr, errstr_size,
+                          "%s: set, but REDIS_URL is not a rediss:// (TLS) URL", set);
+        rc = -1;
+    }
+    if (!conf->redis_tls_cert_file != !conf->redis_tls_key_file) {
+        pw_config_problem(errstr, errstr_size,
+                          "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: set both");
+        rc = -1;
+    }
+    return rc;
+}
+
 pw_config_t *pw_config_load(const char *(*getenv_fn)(const char *name), char *const *environ_list,
                             pw_config_need_t needs, char *errstr, size_t errstr_size)
 {
@@ -356,6 +403,8 @@ pw_config_t *pw_config_load(const char *(*getenv_fn)(const char *name), char *co
         conf->worker_id = pw_strdup(host);
     }
     if (pw_config_load_rdkafka(conf, environ_list, errstr, errstr_size) == -1)
+        failed = 1;
+    if (pw_config_check_redis_tls(conf, errstr, errstr_size) == -1)
         failed = 1;
 
     if (failed) {

@@ -23,7 +23,11 @@ typedef struct pw_config_s {
     char *topic_dead_letter;
     char *topic_account_events;
     char *redis_url;
+    char *redis_tls_ca_file;
+    char *redis_tls_cert_file;
+    char *redis_tls_key_file;
     char *threads_api_base_url;
+    char *threads_api_ca_file;
     char *oauth2_token_url;
     char *oauth2_client_id;
     pw_secret_t *oauth2_client_secret;
@@ -69,7 +73,8 @@ typedef enum {
     PW_CV_URL,
     PW_CV_ADDR,
     PW_CV_LEVEL,
-    PW_CV_BOOL /* true/false (also 1/0, yes/no), into a bool */
+    PW_CV_BOOL, /* true/false (also 1/0, yes/no), into a bool */
+    PW_CV_FILE  /* a path to a file the process can read */
 } pw_cv_kind_t;
 
 typedef struct pw_config_var_s {

@@ -1,13 +1,39 @@
-/* HTTP client: libcurl easy handles, form encoding, Retry-After, bounded bodies. */
+/* HTTP client: libcurl easy handles, form encoding, Retry-After, bounded bodies, TLS. */
 #include "http.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "fiber.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Set by pw_http_global_init() before any thread runs; read-only after. */
+static char *pw_http_ca_file; /* NULL: libcurl's default, the system's store */
+
+/* A refused certificate is logged at most this often (it fails every call). */
+#define PW_HTTP_TLS_LOG_EVERY_MS 60000
+static atomic_int_least64_t pw_http_tls_logged_ms;
+
+int pw_http_global_init(const char *ca_file, char *errstr, size_t errstr_size)
+{
+    if (ca_file && access(ca_file, R_OK) != 0) {
+        pw_errstr_set(errstr, errstr_size, "THREADS_API_CA_FILE: cannot read %s", ca_file);
+        return -1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        pw_errstr_set(errstr, errstr_size, "curl_global_init failed");
+        return -1;
+    }
+    free(pw_http_ca_file);
+    pw_http_ca_file = ca_file ? pw_strdup(ca_file) : NULL;
+    return 0;
+}
 
 struct pw_http_s {
     CURL *curl;
@@ -232,15 +258,61 @@ static CURLcode pw_http_perform_on_loop(CURL *curl, pw_fiber_t *fiber)
     return w.result;
 }
 
+/* The failures that say the server's certificate was not accepted. */
+static bool pw_http_is_tls_refusal(CURLcode rc)
+{
+    return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+           rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+}
+
+/* The URL's host name, for a message: never the URL (a query may hold a
+ * token). */
+static void pw_http_host_of(const char *url, char *host, size_t size)
+{
+    CURLU *u = curl_url();
+    char *h = NULL;
+    snprintf(host, size, "?");
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK)
+        snprintf(host, size, "%s", h);
+    curl_free(h);
+    curl_url_cleanup(u);
+}
+
+/* A refused certificate fails every call to that host until someone fixes
+ * the configuration or the server: the message says what to check, and it
+ * is logged at error level, at most once a minute. */
+static void pw_http_tls_refused(const char *url, pw_http_response_t *resp)
+{
+    char host[256];
+    pw_http_host_of(url, host, sizeof(host));
+    size_t used = strlen(resp->error);
+    snprintf(resp->error + used, sizeof(resp->error) - used,
+             " (the TLS certificate of %s was refused: it must be valid for that host name and "
+             "signed by a CA in %s)",
+             host, pw_http_ca_file ? "THREADS_API_CA_FILE" : "the system's store");
+    int64_t now = pw_mono_ms(), last = atomic_load(&pw_http_tls_logged_ms);
+    if ((last == 0 || now - last >= PW_HTTP_TLS_LOG_EVERY_MS) &&
+        atomic_compare_exchange_strong(&pw_http_tls_logged_ms, &last, now))
+        pw_log_error("API server certificate refused", PW_F_STR("host", host),
+                     PW_F_STR("error", resp->error),
+                     PW_F_STR("fix", "check the host name in THREADS_API_BASE_URL or "
+                                     "OAUTH2_TOKEN_URL, and that THREADS_API_CA_FILE holds the "
+                                     "CA that signed the server's certificate"));
+}
+
 /* Describes a failed transfer in resp->error; on_body has already said why
  * when it stopped the transfer. */
-static void pw_http_failed(CURLcode rc, const char *errbuf, pw_http_response_t *resp)
+static void pw_http_failed(CURLcode rc, const char *errbuf, const char *url,
+                           pw_http_response_t *resp)
 {
     if (rc == CURLE_FILESIZE_EXCEEDED)
         snprintf(resp->error, sizeof(resp->error), PW_HTTP_TOO_BIG);
     else if (rc != CURLE_WRITE_ERROR || !resp->error[0])
-        snprintf(resp->error, sizeof(resp->error), "%s%s%s", curl_easy_strerror(rc),
+        snprintf(resp->error, sizeof(resp->error), "%s%s%.300s", curl_easy_strerror(rc),
                  errbuf[0] ? ": " : "", errbuf);
+    if (pw_http_is_tls_refusal(rc))
+        pw_http_tls_refused(url, resp);
 }
 
 static int pw_http_on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -254,7 +326,7 @@ static int pw_http_on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, 
     return pw_waits_cancelled(); /* non-zero aborts with CURLE_ABORTED_BY_CALLBACK */
 }
 
-static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
+static int pw_http_perform(pw_http_t *http, const char *url, pw_http_response_t *resp)
 {
     CURL *curl = http->curl;
     memset(resp, 0, sizeof(*resp));
@@ -269,6 +341,11 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PW_HTTP_MAX_BODY);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "publish-worker/" PW_VERSION);
+    /* libcurl's defaults, said out loud: they are never turned off. */
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (pw_http_ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, pw_http_ca_file);
     /* Called at least once a second: a shutdown past its deadline ends a
      * transfer that would otherwise run to HTTP_TIMEOUT_MS. */
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -276,8 +353,11 @@ static int pw_http_perform(pw_http_t *http, pw_http_response_t *resp)
     pw_fiber_t *fiber = pw_fiber_current();
     CURLcode rc = fiber ? pw_http_perform_on_loop(curl, fiber) : curl_easy_perform(curl);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    long connects = 0;
+    if (curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+        pw_metrics_api_connections(connects);
     if (rc != CURLE_OK) {
-        pw_http_failed(rc, errbuf, resp);
+        pw_http_failed(rc, errbuf, url, resp);
         free(resp->body);
         resp->body = NULL;
         resp->body_len = 0;
@@ -344,7 +424,7 @@ int pw_http_post_form(pw_http_t *http, const char *url, const pw_http_param_t *p
         curl_easy_setopt(curl, CURLOPT_PASSWORD,
                          basic_password ? pw_secret_reveal(basic_password) : "");
     }
-    int rc = pw_http_perform(http, resp);
+    int rc = pw_http_perform(http, url, resp);
     /* The body may hold a token: wipe it, and the credentials libcurl copied. */
     OPENSSL_cleanse(body, reader.len);
     free(body);
@@ -362,7 +442,7 @@ int pw_http_get(pw_http_t *http, const char *url, const pw_http_param_t *params,
     char *full = pw_asprintf("%s%s%s", url, query[0] ? (strchr(url, '?') ? "&" : "?") : "", query);
     curl_easy_setopt(curl, CURLOPT_URL, full);
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-    int rc = pw_http_perform(http, resp);
+    int rc = pw_http_perform(http, full, resp);
     OPENSSL_cleanse(full, strlen(full));
     OPENSSL_cleanse(query, strlen(query));
     free(full);

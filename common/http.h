@@ -6,7 +6,13 @@
  * and the fiber waits; elsewhere curl_easy_perform() blocks and the handle
  * keeps its own connections. Every request has a connect and a total timeout. Parameters are
  * URL-encoded by libcurl; a secret goes in a POST form body or a GET query, and this module never
- * logs a URL. */
+ * logs a URL.
+ *
+ * TLS: the server's certificate and host name are always verified (no
+ * setting turns that off), against THREADS_API_CA_FILE when it is set, else
+ * the system's store; a refused certificate is a transport error whose text
+ * says what to fix, logged at error level (at most once a minute). Every
+ * connection opened counts in publish_worker_api_connections_total. */
 #ifndef PW_HTTP_H
 #define PW_HTTP_H
 
@@ -34,8 +40,14 @@ typedef struct pw_http_response_s {
     size_t body_len;
     long retry_after_ms;   /* from Retry-After; -1 when absent */
     bool www_authenticate; /* the answer carried a WWW-Authenticate challenge */
-    char error[256];       /* transport error, when status is 0 */
+    char error[512];       /* transport error, when status is 0 */
 } pw_http_response_t;
+
+/** @brief Settings of every client in the process: ca_file (a PEM bundle;
+ *  NULL: the system's store) verifies the servers' certificates. Call once,
+ *  before any thread makes a request (it also runs curl_global_init()).
+ *  @returns 0, or -1 with why in errstr (the file cannot be read). */
+int pw_http_global_init(const char *ca_file, char *errstr, size_t errstr_size) PW_MUSTCHECK;
 
 /** @brief A client; caller frees with pw_http_destroy(). */
 pw_http_t *pw_http_new(long connect_timeout_ms, long timeout_ms);

@@ -228,6 +228,7 @@ static struct {
     atomic_long api_calls[PW_EPM_COUNT][PW_ARRAY_SIZE(pw_m_status_classes)];
     atomic_long api_bucket[PW_EPM_COUNT][PW_M_NBUCKETS];
     atomic_long api_count[PW_EPM_COUNT];
+    atomic_long api_connections;
     atomic_llong api_sum_us[PW_EPM_COUNT];
     atomic_long refreshes[PW_ARRAY_SIZE(pw_m_refresh_results)];
     atomic_long alerts[PW_ARRAY_SIZE(pw_m_alert_kinds)];
@@ -275,6 +276,11 @@ void pw_metrics_api_call(pw_metrics_endpoint_t endpoint, long http_status, doubl
             atomic_fetch_add(&pw_m.api_bucket[endpoint][b], 1);
     atomic_fetch_add(&pw_m.api_count[endpoint], 1);
     atomic_fetch_add(&pw_m.api_sum_us[endpoint], (long long)(seconds * 1e6));
+}
+
+void pw_metrics_api_connections(long opened)
+{
+    atomic_fetch_add(&pw_m.api_connections, opened);
 }
 
 void pw_metrics_refresh(const char *result)
@@ -419,6 +425,11 @@ static void pw_m_api(pw_buf_t *b)
             pw_buf_printf(
                 b, "publish_worker_api_calls_total{endpoint=\"%s\",status_class=\"%s\"} %ld\n",
                 pw_m_endpoints[e], pw_m_status_classes[c], atomic_load(&pw_m.api_calls[e][c]));
+    pw_m_header(b, "publish_worker_api_connections_total", "counter",
+                "Connections opened to the Threads and OAuth2 APIs (each with its TCP and TLS "
+                "handshakes); against publish_worker_api_calls_total, how well they are reused.");
+    pw_buf_printf(b, "publish_worker_api_connections_total %ld\n",
+                  atomic_load(&pw_m.api_connections));
     const char *h = "publish_worker_api_call_duration_seconds";
     pw_m_header(b, h, "histogram", "Latency of API calls, including failed ones.");
     for (int e = 0; e < PW_EPM_COUNT; e++) {

@@ -63,6 +63,8 @@ void pw_metrics_consumed(void);
 void pw_metrics_result(const char *status, const char *error_class);
 /** @brief One API call: http_status 0 for a transport failure. */
 void pw_metrics_api_call(pw_metrics_endpoint_t endpoint, long http_status, double seconds);
+/** @brief Connections a call opened (libcurl's CURLINFO_NUM_CONNECTS). */
+void pw_metrics_api_connections(long opened);
 /** @brief result: refreshed, by_other, not_allowed, terminal, transient. */
 void pw_metrics_refresh(const char *result);
 void pw_metrics_lock_wait(void);

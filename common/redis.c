@@ -1,11 +1,17 @@
-/* Redis access: URL parsing, a bounded pool of hiredis connections, scripts,
- * and the error replies that report the server's state. */
+/* Redis access: URL parsing, a bounded pool of hiredis connections, TLS,
+ * scripts, and the error replies that report the server's state. */
 #include "redis.h"
 
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <netdb.h>
 #include <openssl/sha.h>
+#ifdef PW_REDIS_TLS
+#include <hiredis/hiredis_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +30,7 @@ struct pw_redis_s {
     char *host;
     int port;
     int db;
+    bool tls;              /* rediss:// */
     char *user;            /* NULL: AUTH with the password alone */
     pw_secret_t *password; /* NULL: no AUTH */
     struct timeval timeout;
@@ -51,14 +58,182 @@ struct pw_redis_s {
 
 static pthread_mutex_t pw_redis_script_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Splits redis://[[user]:password@]host[:port][/db]. */
-static int pw_redis_parse_url(pw_redis_t *redis, const char *url, char *errstr, size_t errstr_size)
+#define PW_REDIS_STR_(x) #x
+#define PW_REDIS_STR(x) PW_REDIS_STR_(x)
+/* Why a build without TLS refuses rediss://, and what to do. */
+#define PW_REDIS_NO_TLS                                                                            \
+    "this build's hiredis " PW_REDIS_STR(HIREDIS_MAJOR) "." PW_REDIS_STR(                          \
+        HIREDIS_MINOR) " has no TLS; build on Debian 13 (hiredis 1.2) or with hiredis >= 1.0 "     \
+                       "and its hiredis_ssl library"
+
+/* ---- TLS (rediss://) ----
+ * One SSL_CTX for the process (CA, client certificate), made by
+ * pw_redis_tls_init() or, failing that, on first use with the system's CA
+ * store. Each connection gets its own SSL with the URL's host name to verify
+ * (hiredis_ssl sets SNI but checks no name) and hands it to hiredis, which
+ * then does the handshake (an async connection's on the loop, as any I/O).
+ * Verification failures are kept per thread by the verify callback, so that
+ * a refused connection can say why (hiredis reports only an I/O error). */
+#ifdef PW_REDIS_TLS
+static pthread_mutex_t pw_redis_tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *pw_redis_tls_ctx;
+static const char *pw_redis_tls_ca_name = "the system's store"; /* for messages */
+static _Thread_local char pw_redis_tls_verify_error[160];
+
+static int pw_redis_tls_on_verify(int ok, X509_STORE_CTX *store)
 {
-    if (strncmp(url, "redis://", 8) != 0) {
-        pw_errstr_set(errstr, errstr_size, "REDIS_URL: must start with redis://");
+    if (!ok && !pw_redis_tls_verify_error[0])
+        snprintf(pw_redis_tls_verify_error, sizeof(pw_redis_tls_verify_error), "%s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)));
+    return ok;
+}
+
+static void pw_redis_tls_ssl_error(char *errstr, size_t errstr_size, const char *what,
+                                   const char *file)
+{
+    char reason[256];
+    ERR_error_string_n(ERR_get_error(), reason, sizeof(reason));
+    ERR_clear_error();
+    pw_errstr_set(errstr, errstr_size, "%s: cannot use %s: %s", what, file, reason);
+}
+
+static SSL_CTX *pw_redis_tls_ctx_new(const char *ca_file, const char *cert_file,
+                                     const char *key_file, char *errstr, size_t errstr_size)
+{
+    redisInitOpenSSL();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        pw_abort("SSL_CTX_new failed: out of memory");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, pw_redis_tls_on_verify);
+    if (ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
+                : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        pw_redis_tls_ssl_error(errstr, errstr_size, "REDIS_TLS_CA_FILE",
+                               ca_file ? ca_file : "the system's CA store");
+        goto fail;
+    }
+    if (cert_file && SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        pw_redis_tls_ssl_error(errstr, errstr_size, "REDIS_TLS_CERT_FILE", cert_file);
+        goto fail;
+    }
+    if (key_file && (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+                     SSL_CTX_check_private_key(ctx) != 1)) {
+        pw_redis_tls_ssl_error(errstr, errstr_size, "REDIS_TLS_KEY_FILE", key_file);
+        goto fail;
+    }
+    return ctx;
+
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* What the verify callback found on this thread, as a message suffix ("" if
+ * nothing). */
+static const char *pw_redis_tls_why(void)
+{
+    static _Thread_local char why[400];
+    if (!pw_redis_tls_verify_error[0])
+        return "";
+    snprintf(why, sizeof(why),
+             " (the server's certificate was refused: %s; it must be valid for the host name "
+             "in REDIS_URL and signed by a CA in %s)",
+             pw_redis_tls_verify_error, pw_redis_tls_ca_name);
+    return why;
+}
+
+/* A connection's SSL, set to verify the URL's host (a name or an address). */
+static SSL *pw_redis_tls_ssl_new(const pw_redis_t *redis, char *errstr, size_t errstr_size)
+{
+    pthread_mutex_lock(&pw_redis_tls_lock);
+    if (!pw_redis_tls_ctx)
+        pw_redis_tls_ctx = pw_redis_tls_ctx_new(NULL, NULL, NULL, errstr, errstr_size);
+    SSL *ssl = pw_redis_tls_ctx ? SSL_new(pw_redis_tls_ctx) : NULL;
+    pthread_mutex_unlock(&pw_redis_tls_lock);
+    if (!ssl)
+        return NULL;
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    struct in6_addr scratch;
+    bool is_ip = inet_pton(AF_INET, redis->host, &scratch) == 1 ||
+                 inet_pton(AF_INET6, redis->host, &scratch) == 1;
+    int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, redis->host)
+                   : X509_VERIFY_PARAM_set1_host(param, redis->host, 0) &&
+                         SSL_set_tlsext_host_name(ssl, redis->host);
+    if (!ok) {
+        pw_errstr_set(errstr, errstr_size, "redis %s: cannot set the host name to verify",
+                      redis->describe);
+        SSL_free(ssl);
+        return NULL;
+    }
+    pw_redis_tls_verify_error[0] = '\0';
+    return ssl;
+}
+
+/* Starts TLS on a connected context; hiredis owns ssl once this succeeds. */
+static int pw_redis_tls_start(const pw_redis_t *redis, redisContext *c, char *errstr,
+                              size_t errstr_size)
+{
+    SSL *ssl = pw_redis_tls_ssl_new(redis, errstr, errstr_size);
+    if (!ssl)
+        return -1;
+    if (redisInitiateSSL(c, ssl) != REDIS_OK) {
+        SSL_free(ssl);
+        pw_errstr_set(errstr, errstr_size, "redis %s: TLS handshake failed: %s%s", redis->describe,
+                      c->errstr, pw_redis_tls_why());
         return -1;
     }
-    const char *p = url + 8;
+    return 0;
+}
+#endif
+
+bool pw_redis_tls_supported(void)
+{
+#ifdef PW_REDIS_TLS
+    return true;
+#else
+    return false;
+#endif
+}
+
+int pw_redis_tls_init(const char *ca_file, const char *cert_file, const char *key_file,
+                      char *errstr, size_t errstr_size)
+{
+#ifdef PW_REDIS_TLS
+    SSL_CTX *ctx = pw_redis_tls_ctx_new(ca_file, cert_file, key_file, errstr, errstr_size);
+    if (!ctx)
+        return -1;
+    pthread_mutex_lock(&pw_redis_tls_lock);
+    SSL_CTX_free(pw_redis_tls_ctx);
+    pw_redis_tls_ctx = ctx;
+    pw_redis_tls_ca_name = ca_file ? "REDIS_TLS_CA_FILE" : "the system's store";
+    pthread_mutex_unlock(&pw_redis_tls_lock);
+    return 0;
+#else
+    (void)cert_file;
+    (void)key_file;
+    if (ca_file || cert_file) {
+        pw_errstr_set(errstr, errstr_size, "%s: %s",
+                      ca_file ? "REDIS_TLS_CA_FILE" : "REDIS_TLS_CERT_FILE", PW_REDIS_NO_TLS);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+/* Splits redis[s]://[[user]:password@]host[:port][/db]. */
+static int pw_redis_parse_url(pw_redis_t *redis, const char *url, char *errstr, size_t errstr_size)
+{
+    if (strncmp(url, "rediss://", 9) == 0) {
+#ifndef PW_REDIS_TLS
+        pw_errstr_set(errstr, errstr_size, "REDIS_URL: rediss:// (TLS): %s", PW_REDIS_NO_TLS);
+        return -1;
+#endif
+        redis->tls = true;
+    } else if (strncmp(url, "redis://", 8) != 0) {
+        pw_errstr_set(errstr, errstr_size, "REDIS_URL: must start with redis:// or rediss://");
+        return -1;
+    }
+    const char *p = url + (redis->tls ? 9 : 8);
     const char *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
@@ -110,8 +285,8 @@ pw_redis_t *pw_redis_new(const char *url, int pool_size, int timeout_ms, char *e
     }
     redis->timeout.tv_sec = timeout_ms / 1000;
     redis->timeout.tv_usec = (timeout_ms % 1000) * 1000;
-    snprintf(redis->describe, sizeof(redis->describe), "%s:%d/%d", redis->host, redis->port,
-             redis->db);
+    snprintf(redis->describe, sizeof(redis->describe), "%s:%d/%d%s", redis->host, redis->port,
+             redis->db, redis->tls ? " (TLS)" : "");
     pthread_mutex_init(&redis->lock, NULL);
     pthread_cond_init(&redis->cond, NULL);
     redis->available = pool_size;
@@ -308,6 +483,10 @@ static redisContext *pw_redis_connect(pw_redis_t *redis, char *errstr, size_t er
         return NULL;
     }
     redisSetTimeout(c, redis->timeout);
+#ifdef PW_REDIS_TLS
+    if (redis->tls && pw_redis_tls_start(redis, c, errstr, errstr_size) == -1)
+        goto fail;
+#endif
     char db[16];
     pw_redis_setup_t cmds[2];
     int n = pw_redis_setup_commands(redis, db, cmds);
@@ -491,7 +670,7 @@ int pw_redis_pipe_exec(pw_redis_pipe_t *pipe, char *errstr, size_t errstr_size)
 typedef struct pw_redis_wait_s {
     pw_fiber_t *fiber;
     redisReply *reply; /* a copy the caller owns; NULL on failure */
-    char error[200];
+    char error[512];
     bool done;
     int64_t deadline_ms;
     struct pw_redis_wait_s *next;
@@ -547,6 +726,19 @@ static void pw_redis_async_rearm(pw_redis_async_t *ra)
         pw_loop_timer_disarm(ra->loop, &ra->timer);
 }
 
+/* Why a TLS connection was refused, when its handshake (on this loop's
+ * thread) met a certificate it could not verify; "" otherwise. */
+static const char *pw_redis_async_tls_why(const pw_redis_async_t *ra)
+{
+#ifdef PW_REDIS_TLS
+    if (ra->redis->tls)
+        return pw_redis_tls_why();
+#else
+    (void)ra;
+#endif
+    return "";
+}
+
 static void pw_redis_async_on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     pw_redis_async_t *ra = ac->data;
@@ -562,10 +754,11 @@ static void pw_redis_async_on_reply(redisAsyncContext *ac, void *r, void *privda
     if (pw_redis_reply_is_server_error(r))
         redisAsyncDisconnect(ac);
     if (!r)
-        snprintf(w->error, sizeof(w->error), "%s",
+        snprintf(w->error, sizeof(w->error), "%.100s%.400s",
                  ra->dropped_because ? ra->dropped_because
                  : ac->err           ? ac->errstr
-                                     : "connection lost");
+                                     : "connection lost",
+                 pw_redis_async_tls_why(ra));
     w->done = true;
     pw_fiber_wake(w->fiber);
     pw_redis_async_rearm(ra);
@@ -720,6 +913,13 @@ static void pw_redis_async_connect(pw_redis_async_t *ra, pw_fiber_t *fiber)
             redisAsyncFree(ac);
         goto done;
     }
+#ifdef PW_REDIS_TLS
+    if (redis->tls &&
+        pw_redis_tls_start(redis, &ac->c, ra->setup_error, sizeof(ra->setup_error)) == -1) {
+        redisAsyncFree(ac);
+        goto done;
+    }
+#endif
     ac->data = ra;
     ac->ev.data = ra;
     ac->ev.addRead = pw_redis_async_add_read;

@@ -9,7 +9,10 @@
  * connection that failed is closed and reopened lazily, so a Redis restart
  * heals by itself. A fiber's connection belongs to its loop's index (loops
  * running at once have distinct ones) and is freed when the loop ends, so
- * the loops must be joined before pw_redis_destroy(). Scripts go by EVALSHA and fall back to EVAL
+ * the loops must be joined before pw_redis_destroy(). A rediss:// URL makes
+ * every connection TLS, verified against REDIS_TLS_CA_FILE and the URL's host
+ * name (builds with hiredis >= 1.0 only; others refuse the URL, saying why).
+ * Scripts go by EVALSHA and fall back to EVAL
  * once when the server has not seen them (after a restart or failover).
  *
  * Server-state errors: some error replies say nothing about the command and
@@ -27,6 +30,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "pw.h"
@@ -39,7 +43,20 @@ typedef struct pw_redis_script_s {
     _Atomic int hashed; /* sha1 is filled */
 } pw_redis_script_t;
 
-/** @brief Parses url (redis://[[user]:password@]host[:port][/db]) and makes a
+/** @brief TLS settings of every rediss:// connection in the process: the CA
+ *  bundle that verifies the server (NULL: the system's store) and a client
+ *  certificate chain and its key (NULL: none). Call once at start-up; a
+ *  rediss:// pool used without it verifies with the system's store.
+ *  @returns 0, or -1 with why in errstr (a file unusable, or a build without
+ *  TLS given a file). */
+int pw_redis_tls_init(const char *ca_file, const char *cert_file, const char *key_file,
+                      char *errstr, size_t errstr_size) PW_MUSTCHECK;
+/** @brief Whether this build speaks TLS to Redis (hiredis >= 1.0 with
+ *  hiredis_ssl at build time). */
+bool pw_redis_tls_supported(void);
+
+/** @brief Parses url (redis[s]://[[user]:password@]host[:port][/db]; rediss://
+ *  is TLS, with the certificate and host name verified) and makes a
  *  pool of up to pool_size blocking connections, none opened yet; fibers'
  *  connections come on top, one per loop. timeout_ms bounds every command.
  *  @returns the pool (caller frees with pw_redis_destroy()) or NULL with the

@@ -19,6 +19,9 @@ packages=(
   clang libclang-rt-14-dev
   # install_helm below unpacks helm from a zip
   unzip
+  # deploy/dev debian13: a Debian 13 root for the build with hiredis 1.x (TLS);
+  # openssl makes the tests' CA; zstd packs the cached root
+  debootstrap openssl zstd
 )
 
 sudo=""

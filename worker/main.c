@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "config.h"
 #include "crypto.h"
+#include "env.h"
 #include "log.h"
 #include "redis_health.h"
 
@@ -67,6 +68,13 @@ static int pw_cmd_check_config(void)
     int problems = conf ? 0 : 1;
     if (!conf)
         fprintf(stderr, "%s\n", errstr);
+    /* The CA bundles and the client key are read, not only found. */
+    if (conf && pw_env_init_tls(conf, errstr, sizeof(errstr)) == -1) {
+        fprintf(stderr, "%s\n", errstr);
+        pw_config_destroy(conf);
+        conf = NULL;
+        problems = 1;
+    }
     const char *keys_file = getenv("TOKEN_KEYS_FILE");
     if (keys_file && *keys_file) {
         pw_keyring_t *ring = pw_keyring_load(keys_file, errstr, sizeof(errstr));

@@ -369,6 +369,13 @@ static int pw_consumer_close_bounded(rd_kafka_t *rk, int timeout_ms)
     return 0;
 }
 
+/* Whether the librdkafka loaded (not the one built against: Debian 12's
+ * 2.0.2 and Debian 13's 2.8 share the soname) has #4312, fixed in 2.3.0. */
+static bool pw_kafka_close_may_abort(void)
+{
+    return rd_kafka_version() < 0x020300ff;
+}
+
 /* Leaves what a thread we cannot join may still use; the process exits. */
 static void pw_worker_leave_in_use(pw_worker_t *w)
 {
@@ -390,11 +397,12 @@ static void pw_worker_close(pw_worker_t *w)
         pw_ctx_stop(w->ctx); /* the sweep's waits give up too */
     pw_sweep_destroy(w->sweep);
     pw_verifier_destroy(w->verifier);
-    if (w->consumer && !w->ever_assigned) {
+    if (w->consumer && !w->ever_assigned && pw_kafka_close_may_abort()) {
         /* librdkafka < 2.3 aborts closing a cooperative-sticky consumer whose
          * first join is still pending (confluentinc/librdkafka#4312). It holds
          * nothing to commit: leave it to the session timeout. */
-        pw_log_warn("leaving before the first assignment; skipping consumer close");
+        pw_log_warn("leaving before the first assignment; skipping consumer close",
+                    PW_F_STR("librdkafka", rd_kafka_version_str()));
     } else if (w->consumer) {
         if (pw_consumer_close_bounded(w->consumer, 10000) == 0) {
             rd_kafka_destroy(w->consumer);

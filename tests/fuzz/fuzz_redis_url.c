@@ -4,7 +4,8 @@
  * Input: the URL (cut at a NUL, as the environment would).
  * Invariants: a pool or a reason, never both; the reason names REDIS_URL; a
  * pool describes itself as "host:port/db" with the URL's host, a port of 1
- * to 65535 and a database of 0 to 65535; and the password never shows: the
+ * to 65535 and a database of 0 to 65535, followed by " (TLS)" exactly for a
+ * rediss:// URL (which a build without TLS refuses); and the password never shows: the
  * same URL with another password of the same length gives the same
  * description or the same reason. */
 #include "fuzz.h"
@@ -28,14 +29,21 @@ static void pw_fuzz_parse(const char *url, pw_fuzz_outcome_t *out)
     }
 }
 
-/* The password of redis://[[user]:password@]host...: from the first ':'
+/* Where the part after redis:// or rediss:// starts; 0 for another scheme. */
+static size_t pw_fuzz_scheme_len(const char *url)
+{
+    return strncmp(url, "redis://", 8) == 0 ? 8 : strncmp(url, "rediss://", 9) == 0 ? 9 : 0;
+}
+
+/* The password of redis[s]://[[user]:password@]host...: from the first ':'
  * before the last '@'; *len 0 and NULL when there is none. */
 static char *pw_fuzz_password(char *url, size_t *len)
 {
     *len = 0;
-    if (strncmp(url, "redis://", 8) != 0)
+    size_t skip = pw_fuzz_scheme_len(url);
+    if (!skip)
         return NULL;
-    char *p = url + 8, *at = strrchr(p, '@');
+    char *p = url + skip, *at = strrchr(p, '@');
     char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
     if (!colon)
         return NULL;
@@ -43,9 +51,19 @@ static char *pw_fuzz_password(char *url, size_t *len)
     return colon + 1;
 }
 
-static void pw_fuzz_check_describe(const char *describe, const char *url)
+static void pw_fuzz_check_describe(const char *described, const char *url)
 {
-    const char *at = strrchr(url + 8, '@'), *host = at ? at + 1 : url + 8;
+    char describe[256];
+    snprintf(describe, sizeof(describe), "%s", described);
+    size_t skip = pw_fuzz_scheme_len(url), n = strlen(describe);
+    PW_FUZZ_CHECK(skip != 0);
+    bool tls = n >= 6 && strcmp(describe + n - 6, " (TLS)") == 0;
+    if (n < 255) {
+        PW_FUZZ_CHECK(tls == (skip == 9));
+        if (tls)
+            describe[n - 6] = '\0';
+    }
+    const char *at = strrchr(url + skip, '@'), *host = at ? at + 1 : url + skip;
     const char *colon = strrchr(describe, ':');
     if (strlen(describe) >= 255) {
         /* Cut short (a host name has at most 253 characters): the host's start. */

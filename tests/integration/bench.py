@@ -12,6 +12,12 @@ local servers (started by deploy/dev), scenario by scenario:
       token rekey --dry-run, token rekey, and token rekey again (nothing
       left); seconds and CPU of each command
 
+Scenarios (a) to (c) run over HTTPS to the fake API (certificate and host name
+verified against deploy/dev's test CA) and again over plain HTTP (--transport
+picks one), and counts the API calls and the connections the worker opened
+for them (publish_worker_api_connections_total): each new connection is a TCP
+and, over HTTPS, a TLS handshake.
+
 Each scenario uses fresh topics and accounts and a fresh worker. Posts are
 produced in one burst once the worker is ready; throughput runs from the first
 result to the last, latency from a request's Kafka timestamp to its result's.
@@ -103,12 +109,24 @@ def collect(bootstrap, topic, n, timeout):
     return out
 
 
-def run(name, spec, args, workdir):
-    fake = harness.FakeThreads(args.threads)
+def api_counts(worker):
+    """(API calls, connections opened) from the worker's /metrics."""
+    calls = conns = 0
+    for line in worker.metrics().splitlines():
+        if line.startswith("publish_worker_api_calls_total{"):
+            calls += float(line.split()[1])
+        elif line.startswith("publish_worker_api_connections_total "):
+            conns = float(line.split()[1])
+    return int(calls), int(conns)
+
+
+def run(name, spec, args, workdir, transport):
+    url = args.threads if transport == "https" else args.threads_http
+    fake = harness.FakeThreads(url)
     fake.reset()
     topics = make_topics(args.control, name)
     keys = harness.write_keyring(workdir / f"keys-{name}", [harness.new_key("bench")])
-    env = harness.make_worker_env(topics, keys, args.redis, args.kafka, args.threads,
+    env = harness.make_worker_env(topics, keys, args.redis, args.kafka, url,
                                   WORKER_CONCURRENCY=spec["concurrency"], LOG_LEVEL="warn")
     nonce = secrets.token_hex(3)  # fresh accounts and post ids: no records from earlier runs
     accounts = [f"bench-{name}-{nonce}-{i}" for i in range(spec["accounts"])]
@@ -139,6 +157,7 @@ def run(name, spec, args, workdir):
         request_ts[msg["post_id"]] = ts
     results = collect(args.kafka, topics["results"], spec["posts"], args.timeout)
     cpu1, rss = proc_stat(worker.pid)
+    calls, conns = api_counts(worker)
     worker.stop(timeout=60)
 
     stats = fake.stats()
@@ -156,7 +175,8 @@ def run(name, spec, args, workdir):
     if name == "c" and spec["latency_ms"]:
         bound = spec["accounts"] / (2 * spec["latency_ms"] / 1000)
     return {
-        "scenario": name, "posts": spec["posts"], "accounts": spec["accounts"],
+        "scenario": name, "via": transport, "api_calls": calls, "connections": conns,
+        "posts": spec["posts"], "accounts": spec["accounts"],
         "latency_ms": spec["latency_ms"], "results": len(results),
         "posts_per_s": len(results) / span if span else float("nan"),
         "p50_ms": pct(0.50), "p99_ms": pct(0.99),
@@ -245,11 +265,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS) + ["t"])
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--transport", choices=("https", "http", "both"), default="both",
+                        help="to the fake API (default: both, HTTPS first)")
     args = parser.parse_args()
     args.redis = env_or_exit("PW_TEST_REDIS_URL")
     args.kafka = env_or_exit("PW_TEST_KAFKA_BOOTSTRAP")
     args.control = env_or_exit("PW_TEST_KAFKA_CONTROL")
     args.threads = env_or_exit("PW_TEST_THREADS_URL")
+    args.threads_http = env_or_exit("PW_TEST_THREADS_HTTP_URL")
+    if not args.threads.startswith("https://"):
+        sys.exit("bench: PW_TEST_THREADS_URL is not HTTPS: run it through deploy/dev bench")
+    transports = ["https", "http"] if args.transport == "both" else [args.transport]
     rows = []
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         for name in args.scenarios:
@@ -258,20 +284,23 @@ def main():
                       flush=True)
                 run_admin(args, pathlib.Path(tmp))
                 continue
-            print(f"bench: scenario ({name}) {SCENARIOS[name]} ...", flush=True)
-            rows.append(run(name, SCENARIOS[name], args, pathlib.Path(tmp)))
+            for transport in transports:
+                print(f"bench: scenario ({name}) over {transport} {SCENARIOS[name]} ...",
+                      flush=True)
+                rows.append(run(name, SCENARIOS[name], args, pathlib.Path(tmp), transport))
         if not rows:
             return
-    head = ("scen", "posts", "accts", "lat ms", "posts/s", "bound/s", "% bound", "p50 ms",
-            "p99 ms", "CPU s/1k", "RSS MiB", "api peak", "lost", "doubled")
+    head = ("scen", "via", "posts", "accts", "lat ms", "posts/s", "bound/s", "% bound", "p50 ms",
+            "p99 ms", "CPU s/1k", "RSS MiB", "api peak", "calls", "conns", "lost", "doubled")
     print("\n" + " | ".join(f"{h:>8}" for h in head))
     for r in rows:
         bound = r["bound"]
-        cells = (r["scenario"], r["posts"], r["accounts"], r["latency_ms"],
+        cells = (r["scenario"], r["via"], r["posts"], r["accounts"], r["latency_ms"],
                  f"{r['posts_per_s']:.0f}", f"{bound:.0f}" if bound else "-",
                  f"{100 * r['posts_per_s'] / bound:.0f}%" if bound else "-",
                  f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['cpu_s_per_1000']:.3f}",
-                 f"{r['peak_rss_mib']:.1f}", r["peak_api_concurrency"], r["lost"], r["doubled"])
+                 f"{r['peak_rss_mib']:.1f}", r["peak_api_concurrency"], r["api_calls"],
+                 r["connections"], r["lost"], r["doubled"])
         print(" | ".join(f"{str(c):>8}" for c in cells))
     print("\nbound (a): WORKER_CONCURRENCY / per-post API time = 256 / (2 x 100 ms) = 1280 posts/s;"
           " (c): accounts / per-post API time.")

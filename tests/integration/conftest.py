@@ -4,7 +4,11 @@ exports where they listen:
     PW_TEST_REDIS_URL        redis://127.0.0.1:P/0
     PW_TEST_KAFKA_BOOTSTRAP  the mock cluster's brokers
     PW_TEST_KAFKA_CONTROL    127.0.0.1:P, its control port (line protocol)
-    PW_TEST_THREADS_URL      http://127.0.0.1:P, the fake Threads API
+    PW_TEST_THREADS_URL      https://127.0.0.1:P, the fake Threads API (HTTPS)
+    PW_TEST_THREADS_HTTP_URL http://127.0.0.1:Q, the same fake over plain HTTP
+    PW_TEST_TLS_DIR          the run's test CA (ca.pem) and certificates it signed
+    THREADS_API_CA_FILE      the test CA: every worker (it inherits the
+                             environment) verifies the fake's certificate with it
     PW_BIN                   the publish-worker binary under test
 
 Each test gets its own topics, consumer group and key ring and an empty
@@ -17,7 +21,6 @@ import secrets
 import signal
 
 import pytest
-import redis
 
 import harness
 
@@ -53,13 +56,13 @@ def _empty_redis():
     """Every test starts on an empty Redis: post records, tokens and locks of
     one test must not answer for another's (tests reuse post ids)."""
     if "PW_TEST_REDIS_URL" in os.environ:
-        redis.Redis.from_url(os.environ["PW_TEST_REDIS_URL"]).flushdb()
+        harness.redis_client(os.environ["PW_TEST_REDIS_URL"]).flushdb()
 
 
 @pytest.fixture
 def rds(redis_url):
     """A redis.Redis client (bytes replies) on an emptied database."""
-    client = redis.Redis.from_url(redis_url)
+    client = harness.redis_client(redis_url)
     client.flushdb()
     yield client
     client.close()

@@ -369,12 +369,33 @@ class WorkerProcess:
 
 # --- the fake Threads API --------------------------------------------------------
 
+def test_ca_file():
+    """The test CA's bundle (deploy/dev makes one per run), or None."""
+    tls_dir = os.environ.get("PW_TEST_TLS_DIR")
+    return os.path.join(tls_dir, "ca.pem") if tls_dir else None
+
+
+def redis_client(url, **kw):
+    """redis.Redis for url; a rediss:// one verifies with REDIS_TLS_CA_FILE and
+    presents REDIS_TLS_CERT_FILE/KEY_FILE, as the worker does."""
+    import redis
+    if url.startswith("rediss://"):
+        kw.setdefault("ssl_ca_certs", os.environ.get("REDIS_TLS_CA_FILE"))
+        kw.setdefault("ssl_certfile", os.environ.get("REDIS_TLS_CERT_FILE"))
+        kw.setdefault("ssl_keyfile", os.environ.get("REDIS_TLS_KEY_FILE"))
+        kw.setdefault("ssl_cert_reqs", "required")
+    return redis.Redis.from_url(url, **kw)
+
+
 class FakeThreads:
-    """Client of the fake Threads API's control interface (/__control/...)."""
+    """Client of the fake Threads API's control interface (/__control/...),
+    which is served on the API's own listener: over HTTPS it verifies the
+    fake's certificate with the test CA."""
 
     def __init__(self, base_url):
         self.base_url = base_url.rstrip("/")
         self.http = requests.Session()
+        self.http.verify = test_ca_file() or True
 
     def _call(self, method, path, body=None, **params):
         r = self.http.request(method, f"{self.base_url}/__control/{path}", json=body,

@@ -174,13 +174,23 @@ def dockerfile():
     return DOCKERFILE.read_text()
 
 
-def test_dockerfile_is_multi_stage_on_bookworm(dockerfile):
+def test_dockerfile_is_multi_stage_on_trixie(dockerfile):
+    """Debian 13: hiredis 1.x (TLS to Redis) and a current librdkafka."""
     froms = [rest.split()[0] for word, rest in instructions(dockerfile) if word == "FROM"]
     assert len(froms) >= 2
     names = set(stages(dockerfile))
     for base in froms:
-        assert base.startswith("debian:bookworm") or base in names, base
+        assert base.startswith("debian:trixie") or base in names, base
     assert "fake-threads" in names
+
+
+def test_image_speaks_tls_to_redis(dockerfile):
+    """The runtime carries hiredis 1.x (with hiredis_ssl), and the build fails
+    rather than make an image that would refuse rediss://."""
+    runtime = " ".join(rest for word, rest in stages(dockerfile)["runtime-base"] if word == "RUN")
+    assert "libhiredis1.1.0" in runtime and "libhiredis0.14" not in runtime
+    build = " ".join(rest for word, rest in stages(dockerfile)["build"] if word == "RUN")
+    assert 'grep -q "TLS to Redis (rediss://) ON"' in build
 
 
 def test_worker_image_is_the_last_stage(dockerfile):

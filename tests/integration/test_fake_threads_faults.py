@@ -4,6 +4,7 @@ only for the user, endpoint and count it was queued for, and the counters
 see it (FAILURE INJECTION in tests/tools/fake_threads/fake.h)."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -14,6 +15,16 @@ import pytest
 import requests
 
 from harness import wait_until
+
+
+@pytest.fixture(scope="session")
+def threads_url():
+    """The fake's plain-HTTP listener (same state as the HTTPS one): these
+    tests read the raw bytes of its faults off the socket."""
+    url = os.environ.get("PW_TEST_THREADS_HTTP_URL")
+    if not url:
+        pytest.skip("PW_TEST_THREADS_HTTP_URL not set: fake-threads is not running")
+    return url
 
 
 @pytest.fixture

@@ -49,7 +49,8 @@
  * publishes nothing; advancing the clock past the window frees the quota.
  *
  * THE PARTS, in the order a request meets them
- * - main.c: the command line, signals, start-up and shutdown.
+ * - main.c: the command line, signals, start-up and shutdown; with
+ *   --tls-port, a second listener that serves the same state over HTTPS.
  * - http.c: the libmicrohttpd server. It reads a request (form body, query,
  *   headers), routes it to the control API or to a Graph endpoint, counts and
  *   delays Graph requests, and sends the reply. It also builds every error
@@ -444,8 +445,10 @@ __attribute__((format(printf, 3, 4))) void ft_ctl_error(ft_reply_t *rp, int stat
 /** @brief A control API success: {"ok": true}. */
 void ft_ctl_ok(ft_reply_t *rp);
 /** @brief Starts the server on sa (port 0: the kernel picks) with st as its
- * state. @returns the daemon, or NULL; *port is the bound port. */
-struct MHD_Daemon *ft_http_start(ft_state_t *st, const struct sockaddr_in *sa, uint16_t *port);
+ * state; with cert_pem and key_pem (PEM text, NULL for plain HTTP) it serves
+ * HTTPS. @returns the daemon, or NULL; *port is the bound port. */
+struct MHD_Daemon *ft_http_start(ft_state_t *st, const struct sockaddr_in *sa, const char *cert_pem,
+                                 const char *key_pem, uint16_t *port);
 
 /* ------------------------------------------------------------------------ */
 /* faults.c (@locks_required st->lock for all)                               */

@@ -544,22 +544,31 @@ static void ft_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
     }
 }
 
-struct MHD_Daemon *ft_http_start(ft_state_t *st, const struct sockaddr_in *sa, uint16_t *port)
+struct MHD_Daemon *ft_http_start(ft_state_t *st, const struct sockaddr_in *sa, const char *cert_pem,
+                                 const char *key_pem, uint16_t *port)
 {
     /* One thread per connection, so an injected sleep blocks only its own
-     * connection; poll() because thousands of sockets exceed FD_SETSIZE. */
-    struct MHD_OptionItem options[] = {
+     * connection; poll() because thousands of sockets exceed FD_SETSIZE.
+     * With a certificate the same server speaks TLS (libmicrohttpd's GnuTLS):
+     * the faults (close, reset, hang...) then happen under TLS, as a real
+     * HTTPS endpoint's would. */
+    struct MHD_OptionItem options[8] = {
         {MHD_OPTION_SOCK_ADDR, 0, (void *)sa},
         {MHD_OPTION_CONNECTION_LIMIT, 4096, NULL},
         {MHD_OPTION_THREAD_STACK_SIZE, 256 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
-        {MHD_OPTION_END, 0, NULL},
     };
+    size_t n = 5;
+    if (cert_pem) {
+        options[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem};
+        options[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem};
+    }
+    options[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                         MHD_USE_POLL | MHD_USE_ERROR_LOG | (cert_pem ? MHD_USE_TLS : 0);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ERROR_LOG,
-        ntohs(sa->sin_port), NULL, NULL, ft_on_request, st, MHD_OPTION_ARRAY, options,
+        flags, ntohs(sa->sin_port), NULL, NULL, ft_on_request, st, MHD_OPTION_ARRAY, options,
         MHD_OPTION_NOTIFY_COMPLETED, ft_on_completed, NULL, MHD_OPTION_END);
     const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
 
