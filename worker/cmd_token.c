@@ -4,8 +4,8 @@
  *   show    one record, secrets as fingerprints (cmd_token.c)
  *   verify  check stored tokens against the API (cmd_token_verify.c)
  *   list    every account's state (cmd_token_list.c)
- *   rekey   re-seal records with the ring's first key (cmd_token_admin.c)
- *   delete  offboard an account (cmd_token_admin.c)
+ *   rekey   re-seal records with the ring's first key (cmd_token_rekey.c)
+ *   delete  offboard an account (cmd_token_delete.c)
  *
  * put reads the token (token_input.h), verifies it (token_verify.h: the
  * token's user must be --user-id, it must be able to publish, and scopes
@@ -580,4 +580,21 @@ static int pw_token_show(const pw_token_opts_t *opts)
     pw_token_destroy(token);
     pw_token_cmd_close(&cmd);
     return exit_code;
+}
+
+void pw_strv_add(pw_strv_t *ids, const char *id)
+{
+    if (ids->count == ids->cap) {
+        ids->cap = ids->cap ? ids->cap * 2 : 64;
+        ids->ids = pw_realloc(ids->ids, ids->cap * sizeof(char *));
+    }
+    ids->ids[ids->count++] = pw_strdup(id);
+}
+
+void pw_strv_free(pw_strv_t *ids)
+{
+    for (size_t i = 0; i < ids->count; i++)
+        free(ids->ids[i]);
+    free(ids->ids);
+    memset(ids, 0, sizeof(*ids));
 }

@@ -2,8 +2,8 @@
  * a command opens (configuration, key ring, Redis, the token store).
  *
  * cmd_token.c parses the flags and runs put and show; cmd_token_verify.c
- * runs verify; cmd_token_list.c runs list; cmd_token_admin.c runs rekey and
- * delete. */
+ * runs verify; cmd_token_list.c list; cmd_token_rekey.c rekey;
+ * cmd_token_delete.c delete. */
 #ifndef PW_TOKEN_CMD_H
 #define PW_TOKEN_CMD_H
 
@@ -44,6 +44,17 @@ typedef struct pw_token_cmd_s {
  *  after a message. Close with pw_token_cmd_close() either way. */
 int pw_token_cmd_open(pw_token_cmd_t *cmd, pw_config_need_t needs);
 void pw_token_cmd_close(pw_token_cmd_t *cmd);
+
+/* A growing list of owned strings (account ids, keys). */
+typedef struct pw_strv_s {
+    char **ids;
+    size_t count, cap;
+} pw_strv_t;
+
+/** @brief Appends a copy of id. */
+void pw_strv_add(pw_strv_t *v, const char *id);
+/** @brief Frees every string and empties v. */
+void pw_strv_free(pw_strv_t *v);
 
 /** @brief Prints obj as one line of JSON on stdout. */
 void pw_token_print_json(const cJSON *obj);

@@ -275,3 +275,24 @@ def test_verification_never_shows_a_token(worker_env, workers, fake, run_cli, rd
     texts += [str(a) for a in alerts_of(kafka_bootstrap, topics)]
     assert not any(token in t for t in texts)
     assert w.stop() == 0
+
+
+def test_an_expired_token_is_refreshed_once_not_marked(worker_env, workers, fake, run_cli, rds,
+                                                       topics, kafka_bootstrap):
+    """The API says an oauth2 account's access token expired (its stored
+    expiry said otherwise): the sweep refreshes it once and the account stays
+    active; a threads token that expired for good is marked."""
+    env = worker_env(TOKEN_VERIFY_INTERVAL_S="2", TOKEN_SWEEP_INTERVAL_S="1")
+    now = int(time.time())
+    user, old = connect_account(run_cli, env, fake, "acct-ox", issued_at=now - 600,
+                                expires_in=3600, refresh_token=f"rt-{uuid.uuid4().hex}")
+    # The platform ends the session early: the token now answers 190/463.
+    fake.register_token(old, user, issued_at=now - 600, expires_at=now - 1)
+    w = workers.start(env)
+    wait_until(lambda: fake.stats()["refreshes"].get(user, 0) >= 1, timeout=15,
+               message=lambda: w.tail())
+    wait_until(lambda: verification(rds, "acct-ox").get("outcome") == "ok", timeout=15,
+               message=lambda: f"{verification(rds, 'acct-ox')}\n{w.tail()}")
+    assert rds.hget("pw:{acct-ox}:account", "status") == b"active"
+    assert [a for a in alerts_of(kafka_bootstrap, topics) if a["account_id"] == "acct-ox"] == []
+    assert w.stop() == 0
