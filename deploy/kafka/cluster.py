@@ -26,7 +26,8 @@ gives), prints what it made as `NAME value` lines on stdout, ending with
     stop N | cont N      SIGSTOP / SIGCONT node N (a hung broker)
     kill N | term N      SIGKILL / SIGTERM node N and wait until it exited
     start N              start node N again (after kill or term); OK once it
-                         accepts connections (it may still be catching up)
+                         is a registered, unfenced broker again (its replicas
+                         may still be catching up)
     down N | up N        kill N | start N
     nodes                OK 1:running 2:stopped 3:exited ...
 
@@ -251,13 +252,6 @@ class Node:
             self.proc.kill()
             self.proc.wait()
 
-    def listening(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.plain), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
 
 class Cluster:
     def __init__(self, args):
@@ -360,6 +354,23 @@ class Cluster:
                 raise RuntimeError(f"the brokers did not all register within {timeout}s")
             time.sleep(0.2)
 
+    def wait_registered(self, node, since, timeout):
+        """Until node's log, past offset since, says the server started: its
+        broker registered with the controller and was unfenced. (Metadata
+        would still list a killed node until the controller fences it.)"""
+        log_path = node.dir / "kafka.log"
+        deadline = time.monotonic() + timeout
+        while True:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"node {node.id} exited with {node.proc.returncode}")
+            with open(log_path, "rb") as f:
+                f.seek(since)
+                if b"Kafka Server started" in f.read():
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node {node.id} not started after {timeout} s")
+            time.sleep(0.2)
+
     def serve(self, port):
         cluster = self
 
@@ -410,14 +421,9 @@ class Cluster:
             if cmd in ("start", "up"):
                 if n.state() != "exited":
                     raise ValueError(f"node {n.id} is running")
+                since = (n.dir / "kafka.log").stat().st_size
                 self.in_main(n.start)
-                deadline = time.monotonic() + 60
-                while not n.listening():
-                    if n.proc.poll() is not None:
-                        raise RuntimeError(f"node {n.id} exited with {n.proc.returncode}")
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"node {n.id} not listening after 60 s")
-                    time.sleep(0.1)
+                self.wait_registered(n, since, 90)
                 return f"OK {cmd}"
         raise ValueError(f"unknown command {cmd}")
 
