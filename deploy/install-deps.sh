@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building and testing publish-worker need,
-# and helm (which Debian does not package) for the chart tests.
+# helm (which Debian does not package) for the chart tests, and the Apache
+# Kafka jars (Maven Central, through deploy/kafka/fetch-jars.sh, cached in
+# ~/.cache/publish-worker/kafka-VERSION/) for the local Kafka cluster.
 # Only what is missing is installed; each step says what it does.
 set -euo pipefail
 
@@ -14,6 +16,9 @@ packages=(
   python3-aiohttp python3-jsonschema python3-yaml python3-requests python3-cryptography
   # tools the tests call
   curl clang-format prometheus
+  # the local Apache Kafka cluster: a JRE (Kafka 3.9 and 4.x run on 17),
+  # Maven to fetch its jars, openssl for its test CA
+  openjdk-17-jre-headless maven openssl
   # fuzzing (tests/fuzz): clang and its compiler-rt, which holds libFuzzer
   # and clang's sanitizer runtimes (only recommended by clang, so named here)
   clang libclang-rt-14-dev
@@ -81,3 +86,6 @@ else
 fi
 
 install_helm
+
+# --- Apache Kafka's jars ---------------------------------------------------------
+echo "install-deps: Kafka jars in $("$(dirname "${BASH_SOURCE[0]}")/kafka/fetch-jars.sh")"

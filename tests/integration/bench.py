@@ -65,14 +65,13 @@ def proc_stat(pid):
     return cpu, hwm
 
 
-def make_topics(control, name):
+def make_topics(bootstrap, name):
     prefix = f"bench-{name}-{secrets.token_hex(3)}"
     roles = {"requests": "publish.requests", "results": "publish.results",
              "alerts": "publish.alerts", "dlq": "publish.dlq",
              "account_events": "account.events"}
     topics = {role: f"{prefix}-{t}" for role, t in roles.items()}
-    for t in topics.values():
-        harness.kafka_control(control, f"topic {t} 12")
+    harness.create_topics(bootstrap, list(topics.values()), 12)
     topics["group_id"] = f"{prefix}-group"
     return topics
 
@@ -124,7 +123,7 @@ def run(name, spec, args, workdir, transport):
     url = args.threads if transport == "https" else args.threads_http
     fake = harness.FakeThreads(url)
     fake.reset()
-    topics = make_topics(args.control, name)
+    topics = make_topics(args.kafka, name)
     keys = harness.write_keyring(workdir / f"keys-{name}", [harness.new_key("bench")])
     env = harness.make_worker_env(topics, keys, args.redis, args.kafka, url,
                                   WORKER_CONCURRENCY=spec["concurrency"], LOG_LEVEL="warn")
@@ -270,7 +269,6 @@ def main():
     args = parser.parse_args()
     args.redis = env_or_exit("PW_TEST_REDIS_URL")
     args.kafka = env_or_exit("PW_TEST_KAFKA_BOOTSTRAP")
-    args.control = env_or_exit("PW_TEST_KAFKA_CONTROL")
     args.threads = env_or_exit("PW_TEST_THREADS_URL")
     args.threads_http = env_or_exit("PW_TEST_THREADS_HTTP_URL")
     if not args.threads.startswith("https://"):

@@ -1,21 +1,29 @@
 """Fixtures of the black-box tests. `deploy/dev test` starts the servers and
 exports where they listen:
 
-    PW_TEST_REDIS_URL        redis://127.0.0.1:P/0
-    PW_TEST_KAFKA_BOOTSTRAP  the mock cluster's brokers
-    PW_TEST_KAFKA_CONTROL    127.0.0.1:P, its control port (line protocol)
-    PW_TEST_THREADS_URL      https://127.0.0.1:P, the fake Threads API (HTTPS)
-    PW_TEST_THREADS_HTTP_URL http://127.0.0.1:Q, the same fake over plain HTTP
-    PW_TEST_TLS_DIR          the run's test CA (ca.pem) and certificates it signed
-    THREADS_API_CA_FILE      the test CA: every worker (it inherits the
-                             environment) verifies the fake's certificate with it
-    PW_BIN                   the publish-worker binary under test
+    PW_TEST_REDIS_URL             redis://127.0.0.1:P/0
+    PW_TEST_KAFKA_BOOTSTRAP       the Apache Kafka cluster's PLAINTEXT listeners
+    PW_TEST_KAFKA_CONTROL         127.0.0.1:P, its control port (stop, kill,
+                                  start a broker: deploy/kafka/cluster.py)
+    PW_TEST_KAFKA_CLUSTER         its cluster.json: SASL_SSL listeners, test CA,
+                                  the worker user's password, the admin
+                                  tools' settings, the jars
+    PW_TEST_MOCK_KAFKA_BOOTSTRAP  librdkafka's mock cluster, for the tests
+    PW_TEST_MOCK_KAFKA_CONTROL    marked `mock_kafka` (injected protocol errors)
+    PW_TEST_THREADS_URL           https://127.0.0.1:P, the fake Threads API (HTTPS)
+    PW_TEST_THREADS_HTTP_URL      http://127.0.0.1:Q, the same fake over plain HTTP
+    PW_TEST_TLS_DIR               the run's test CA (ca.pem) and certificates it signed
+    THREADS_API_CA_FILE           the test CA: every worker (it inherits the
+                                  environment) verifies the fake's certificate with it
+    PW_BIN                        the publish-worker binary under test
 
-Each test gets its own topics, consumer group and key ring and an empty
-Redis database and fake Threads API; no worker outlives its test.
+Each test gets its own topics (created before it, deleted after it),
+consumer group and key ring and an empty Redis database and fake Threads
+API; no worker outlives its test.
 """
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -24,13 +32,18 @@ import pytest
 
 import harness
 
-REQUIRED = ("PW_TEST_REDIS_URL", "PW_TEST_KAFKA_BOOTSTRAP", "PW_TEST_KAFKA_CONTROL")
+REQUIRED = ("PW_TEST_REDIS_URL", "PW_TEST_KAFKA_BOOTSTRAP", "PW_TEST_KAFKA_CONTROL",
+            "PW_TEST_KAFKA_CLUSTER", "PW_TEST_MOCK_KAFKA_BOOTSTRAP", "PW_TEST_MOCK_KAFKA_CONTROL")
 # Where no fake Threads API runs, workers point at a port nobody listens on.
 NO_THREADS = "http://127.0.0.1:9"
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "partitions(n): partitions of each test topic (default 3)")
+    config.addinivalue_line("markers", "topic_config(role=dict): extra config of a test topic "
+                            "(role: requests, results, alerts, dlq, account_events)")
+    config.addinivalue_line("markers", "mock_kafka: the test runs against librdkafka's mock "
+                            "cluster (it injects protocol errors a real broker has no way to)")
 
 
 def _interrupt(signum, frame):
@@ -40,7 +53,9 @@ def _interrupt(signum, frame):
 def pytest_sessionstart(session):
     # SIGTERM (CI cancelling, `timeout`) tears down like Ctrl-C: no worker survives.
     signal.signal(signal.SIGTERM, _interrupt)
-    missing = [name for name in REQUIRED if not os.environ.get(name)]
+    mock_only = os.environ.get("PW_TEST_KAFKA") == "mock"
+    missing = [name for name in REQUIRED if not os.environ.get(name)
+               and not (mock_only and name.startswith("PW_TEST_KAFKA_"))]
     if missing:
         pytest.exit(f"{', '.join(missing)} not set: run through `deploy/dev test` "
                     "(or export what `deploy/dev servers` prints)", 2)
@@ -68,21 +83,40 @@ def rds(redis_url):
     client.close()
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap():
-    return os.environ["PW_TEST_KAFKA_BOOTSTRAP"]
+def _mock(request):
+    """Whether this test runs on the mock cluster: marked `mock_kafka`, or
+    every test where no real cluster runs (PW_TEST_KAFKA=mock: deploy/dev
+    debian13)."""
+    return (os.environ.get("PW_TEST_KAFKA") == "mock"
+            or request.node.get_closest_marker("mock_kafka") is not None)
 
 
-@pytest.fixture(scope="session")
-def kafka_control():
-    """kafka_control("down 1") -> "OK down"; an ERR reply fails the test
-    unless check=False."""
-    addr = os.environ["PW_TEST_KAFKA_CONTROL"]
+@pytest.fixture
+def kafka_bootstrap(request):
+    """The real cluster's bootstrap servers (the mock's for `mock_kafka` tests)."""
+    return os.environ["PW_TEST_MOCK_KAFKA_BOOTSTRAP" if _mock(request) else
+                      "PW_TEST_KAFKA_BOOTSTRAP"]
+
+
+@pytest.fixture
+def kafka_control(request):
+    """kafka_control("kill 1") -> "OK kill" (the mock's commands for
+    `mock_kafka` tests); an ERR reply fails the test unless check=False."""
+    addr = os.environ["PW_TEST_MOCK_KAFKA_CONTROL" if _mock(request) else
+                      "PW_TEST_KAFKA_CONTROL"]
 
     def control(command, check=True):
         return harness.kafka_control(addr, command, check)
 
     return control
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster():
+    """The real cluster's cluster.json: SASL_BOOTSTRAP, CA, WORKER_USER,
+    WORKER_PASSWORD, ADMIN_CONFIG, JARS (see deploy/kafka/cluster.py)."""
+    with open(os.environ["PW_TEST_KAFKA_CLUSTER"]) as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope="session")
@@ -102,22 +136,30 @@ def fake(threads_url):
 
 
 @pytest.fixture
-def topics(request, kafka_control):
-    """This test's own topics on the mock cluster and its consumer group:
-    {"requests", "results", "alerts", "dlq", "account_events", "group_id"}."""
+def topics(request, kafka_bootstrap, kafka_control):
+    """This test's own topics and its consumer group: {"requests", "results",
+    "alerts", "dlq", "account_events", "group_id"}. On the real cluster they
+    have three replicas and min.insync.replicas=2 as in production, and are
+    deleted after the test; on the mock (`mock_kafka`) they live on."""
     marker = request.node.get_closest_marker("partitions")
     partitions = marker.args[0] if marker else 3
+    extra = request.node.get_closest_marker("topic_config")
+    extra = extra.kwargs if extra else {}
     digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
     prefix = f"t{digest}{secrets.token_hex(2)}"
     names = {"requests": "publish.requests", "results": "publish.results",
              "alerts": "publish.alerts", "dlq": "publish.dlq",
              "account_events": "account.events"}
-    out = {}
-    for role, name in names.items():
-        out[role] = f"{prefix}-{name}"
-        kafka_control(f"topic {out[role]} {partitions}")
+    out = {role: f"{prefix}-{name}" for role, name in names.items()}
+    if _mock(request):
+        for role in names:
+            kafka_control(f"topic {out[role]} {partitions}")
+    else:
+        harness.create_topics(kafka_bootstrap, {out[r]: extra.get(r) for r in names}, partitions)
     out["group_id"] = f"{prefix}-group"
-    return out
+    yield out
+    if not _mock(request):
+        harness.delete_topics(kafka_bootstrap, [out[r] for r in names])
 
 
 class Keyring:

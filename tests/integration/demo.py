@@ -132,7 +132,6 @@ def story_wrong_user(fake, env):
 def main():
     redis_url = env_or_exit("PW_TEST_REDIS_URL")
     kafka = env_or_exit("PW_TEST_KAFKA_BOOTSTRAP")
-    control = env_or_exit("PW_TEST_KAFKA_CONTROL")
     threads = env_or_exit("PW_TEST_THREADS_URL")
     fake = harness.FakeThreads(threads)
     fake.reset()
@@ -141,8 +140,7 @@ def main():
         "requests": "publish.requests", "results": "publish.results",
         "alerts": "publish.alerts", "dlq": "publish.dlq",
         "account_events": "account.events"}.items()}
-    for topic in topics.values():
-        harness.kafka_control(control, f"topic {topic} 3")
+    harness.create_topics(kafka, list(topics.values()), 3)
     topics["group_id"] = f"{prefix}-group"
 
     with tempfile.TemporaryDirectory(prefix="pw-demo-") as tmp:

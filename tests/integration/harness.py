@@ -1,6 +1,7 @@
 """Black-box harness: drives the real publish-worker binary against the real
-local servers that `deploy/dev test` starts (Redis, the mock Kafka cluster,
-the fake Threads API). Fixtures live in conftest.py; this module holds the
+local servers that `deploy/dev test` starts (Redis, a three-broker Apache
+Kafka cluster, librdkafka's mock cluster for the few tests that inject
+protocol errors, the fake Threads API). Fixtures live in conftest.py; this module holds the
 plain helpers that test files import directly:
 
     from harness import produce, consume_json, wait_until
@@ -76,12 +77,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-# --- mock Kafka cluster -------------------------------------------------------
+# --- Kafka: the real cluster and the mock one -------------------------------
 
 
-def kafka_control(addr, command, check=True, timeout=10.0):
-    """Sends one line to the mock cluster's control port (host:port) and
-    returns its one-line reply; with check, an `ERR ...` reply fails the test."""
+def kafka_control(addr, command, check=True, timeout=60.0):
+    """Sends one line to a cluster's control port (host:port) and returns its
+    one-line reply; with check, an `ERR ...` reply fails the test. The real
+    cluster (deploy/kafka/cluster.py) takes `stop N`, `cont N`, `kill N`,
+    `term N`, `start N`, `pid N`, `nodes`; the mock one
+    (tests/tools/kafka_mock_cluster.c) `topic`, `down`, `up`, `error`,
+    `clear`, `rtt`, `leader`, `coordinator`. Both take `ping`."""
     host, port = addr.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=timeout) as s:
         s.sendall(command.encode() + b"\n")
@@ -89,6 +94,94 @@ def kafka_control(addr, command, check=True, timeout=10.0):
     if check and not reply.startswith("OK"):
         pytest.fail(f"kafka control {command!r}: {reply or 'no reply'}")
     return reply
+
+
+def create_topics(bootstrap, names, partitions=3, replication=3, config=None, timeout=30):
+    """Creates topics on the real cluster with the AdminClient and waits
+    until every partition has a leader (names: a list, or a dict of name ->
+    its own extra config); existing topics fail the test."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    per_topic = names if isinstance(names, dict) else {n: {} for n in names}
+    new = [NewTopic(name, partitions, replication, config={**(config or {}), **(extra or {})})
+           for name, extra in per_topic.items()]
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
+        future.result()
+
+    def led():
+        topics = admin.list_topics(timeout=10).topics
+        return all(name in topics and not topics[name].error and
+                   len(topics[name].partitions) == partitions and
+                   all(p.leader >= 0 for p in topics[name].partitions.values())
+                   for name in per_topic)
+
+    deadline = time.monotonic() + timeout
+    while not led():
+        assert time.monotonic() < deadline, f"topics {list(per_topic)} without leaders"
+        time.sleep(0.05)
+
+
+def delete_topics(bootstrap, names):
+    """Deletes topics of the real cluster (errors ignored: a test's clean-up)."""
+    from confluent_kafka.admin import AdminClient
+    futures = AdminClient({"bootstrap.servers": bootstrap}).delete_topics(list(names))
+    for future in futures.values():
+        try:
+            future.result(10)
+        except Exception:
+            pass
+
+
+def partition_replicas(bootstrap, topic):
+    """{partition: [replica broker ids, preferred leader first]}."""
+    from confluent_kafka.admin import AdminClient
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return {p: list(m.replicas) for p, m in meta.topics[topic].partitions.items()}
+
+
+def leader(bootstrap, topic, partition):
+    from confluent_kafka.admin import AdminClient
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return meta.topics[topic].partitions[partition].leader
+
+
+def kafka_tool(cluster, name, *args, timeout=120):
+    """Runs one of Kafka's own tools (kafka-topics, kafka-acls,
+    kafka-configs, kafka-reassign-partitions, kafka-leader-election...) the
+    way deploy/kafka/kafka-tool.sh does, as the cluster's admin over
+    SASL_SSL; fails the test on a non-zero exit. Returns its stdout."""
+    env = {**os.environ, "JARS": cluster["JARS"], "ADMIN_CONFIG": cluster["ADMIN_CONFIG"]}
+    script = f'. "{ROOT}/deploy/kafka/kafka-tool.sh" && kafka_tool "$@"'
+    res = subprocess.run(["bash", "-c", script, "kafka_tool", name, "--bootstrap-server",
+                          cluster["SASL_BOOTSTRAP"], *args], env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    if res.returncode != 0:
+        pytest.fail(f"{name} {' '.join(args)}: exit {res.returncode}\n{res.stdout}{res.stderr}")
+    return res.stdout
+
+
+def move_leaders(cluster, replicas, tmp_dir="/tmp"):
+    """Moves the leadership of every partition in replicas ({topic:
+    {partition: [replicas]}}, as partition_replicas gives them) to its
+    second replica with Kafka's own tools: kafka-reassign-partitions puts the
+    same replicas in another order (nothing is copied), then
+    kafka-leader-election makes the new first one the leader."""
+    plan = {"version": 1, "partitions": [
+        {"topic": t, "partition": p, "replicas": r[1:] + r[:1]}
+        for t, parts in replicas.items() for p, r in parts.items()]}
+    elect = {"partitions": [{"topic": t, "partition": p}
+                            for t, parts in replicas.items() for p in parts]}
+    base = Path(tmp_dir) / f"kafka-move-{uuid.uuid4().hex[:8]}"
+    Path(f"{base}-plan.json").write_text(json.dumps(plan))
+    Path(f"{base}-elect.json").write_text(json.dumps(elect))
+    try:
+        kafka_tool(cluster, "kafka-reassign-partitions", "--execute",
+                   "--reassignment-json-file", f"{base}-plan.json")
+        kafka_tool(cluster, "kafka-leader-election", "--election-type", "PREFERRED",
+                   "--path-to-json-file", f"{base}-elect.json")
+    finally:
+        for suffix in ("-plan.json", "-elect.json"):
+            Path(f"{base}{suffix}").unlink(missing_ok=True)
 
 
 @dataclass
@@ -210,8 +303,9 @@ def make_worker_env(topics, keyring, redis_url, kafka_bootstrap, threads_url, **
         "OAUTH2_TOKEN_URL": f"{threads_url}/oauth2/token",
         "OAUTH2_CLIENT_ID": "pw-client",
         "OAUTH2_CLIENT_SECRET": "pw-secret",
-        # The mock cluster holds every rebalance for session.timeout.ms - 1 s
-        # (44 s at the default 45 s): keep group changes quick in tests.
+        # Keep group changes quick in tests: a member that died is noticed
+        # after 6 s, not 45 (the mock cluster also holds every rebalance for
+        # session.timeout.ms - 1 s).
         "RDKAFKA_SESSION_TIMEOUT_MS": "6000",
         "RDKAFKA_HEARTBEAT_INTERVAL_MS": "500",
     })

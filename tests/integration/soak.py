@@ -224,8 +224,7 @@ class Soak:
                  "alerts": "publish.alerts", "dlq": "publish.dlq",
                  "account_events": "account.events"}
         self.topics = {role: f"{prefix}-{t}" for role, t in roles.items()}
-        for t in self.topics.values():
-            harness.kafka_control(self.args.control, f"topic {t} 12")
+        harness.create_topics(self.args.kafka, list(self.topics.values()), 12)
         self.topics["group_id"] = f"{prefix}-group"
 
     def worker_env(self, worker_id):

@@ -107,41 +107,48 @@ def committed_offset(bootstrap, group_id, topic, partition=0):
 
 
 @pytest.mark.partitions(1)
+@pytest.mark.topic_config(results={"max.message.bytes": "200"})
 def test_a_result_kafka_refuses_for_good_is_never_committed_past(worker_env, workers, fake,
-                                                                 run_cli, topics, kafka_bootstrap,
-                                                                 kafka_control):
-    """A permanent delivery error (here: too large for the topic) is not
-    produced again in a loop: the worker stops being ready, counts it, says
-    what to fix, and leaves the request uncommitted, so a restart answers it."""
+                                                                 run_cli, topics, kafka_bootstrap):
+    """A permanent delivery error (here: the results topic's max.message.bytes
+    is smaller than a result) is not produced again in a loop: the worker
+    stops being ready, counts it, says what to fix, and leaves the request
+    uncommitted, so a restart after the fix answers it."""
     env = worker_env()
     connect_account(run_cli, env, fake, "acct-refused")
     produce_many(kafka_bootstrap, topics["requests"],
                  [("acct-refused", request("acct-refused", post_id="refused-1"))])
-    kafka_control("error Produce MSG_SIZE_TOO_LARGE 1")  # the worker's first produce
-    try:
-        w = workers.start(env)
-        wait_until(lambda: w.readyz() == 503 and
-                   (metric(w, 'publish_worker_delivery_failures_total{kind="permanent"}') or 0) >= 1,
-                   timeout=30, message=lambda: f"still ready:\n{w.tail()}")
-        fix = [r for r in w.log_records() if r.get("msg", "").startswith("message cannot be")]
-        assert fix and "max.message.bytes" in fix[0]["fix"], fix
-        time.sleep(3)  # commits happen every second: nothing may be committed past it
-        assert committed_offset(kafka_bootstrap, topics["group_id"], topics["requests"]) < 1
-        w.kill()
-    finally:
-        kafka_control("clear Produce")
+    w = workers.start(env)
+    wait_until(lambda: w.readyz() == 503 and
+               (metric(w, 'publish_worker_delivery_failures_total{kind="permanent"}') or 0) >= 1,
+               timeout=30, message=lambda: f"still ready:\n{w.tail()}")
+    fix = [r for r in w.log_records() if r.get("msg", "").startswith("message cannot be")]
+    assert fix and fix[0]["topic"] == topics["results"], fix
+    assert "max.message.bytes" in fix[0]["fix"], fix
+    time.sleep(3)  # commits happen every second: nothing may be committed past it
+    assert committed_offset(kafka_bootstrap, topics["group_id"], topics["requests"]) < 1
+    w.kill()
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    fixed = ConfigResource("topic", topics["results"], {"max.message.bytes": "1048588"})
+    for future in admin.alter_configs([fixed]).values():
+        future.result(30)
     w2 = workers.start(worker_env())
     from harness import consume_json
     results = consume_json(kafka_bootstrap, topics["results"], 1, timeout=30)
     assert [r["status"] for _, r in results] == ["duplicate"]  # published once, answered now
     wait_until(lambda: w2.readyz() == 200, timeout=15)
+    wait_until(lambda: committed_offset(kafka_bootstrap, topics["group_id"],
+                                        topics["requests"]) == 1, timeout=15)
+    assert len(fake.stats()["publications"]["u-acct-refused"]) == 1
     assert w2.stop() == 0
 
 
 @pytest.mark.partitions(1)
+@pytest.mark.topic_config(dlq={"max.message.bytes": "20000"})
 def test_a_dead_letter_too_large_for_its_topic_is_cut_to_fit(worker_env, workers, topics,
                                                              kafka_bootstrap):
-    env = worker_env(RDKAFKA_MESSAGE_MAX_BYTES="20000")
+    env = worker_env()
     produce_many(kafka_bootstrap, topics["requests"], [("k", b"x" * 100000)])
     w = workers.start(env)
     from harness import consume

@@ -54,6 +54,7 @@ def test_kafka_round_trip_with_idempotent_producer_and_cooperative_group(kafka_b
     assert {k for k, _ in pairs} == {f"acct-{i}" for i in range(4)}
 
 
+@pytest.mark.mock_kafka
 def test_kafka_broker_down_and_up_through_control_port(kafka_bootstrap, kafka_control, topics):
     topic = topics["results"]
     kafka_control(f"leader {topic} 0 1")
@@ -80,6 +81,7 @@ def test_kafka_broker_down_and_up_through_control_port(kafka_bootstrap, kafka_co
     assert produce(kafka_bootstrap, topic, None, b"after", headers=None)[0] in (0, 1, 2)
 
 
+@pytest.mark.mock_kafka
 def test_kafka_error_injection(kafka_bootstrap, kafka_control, topics):
     kafka_control("error Produce NOT_LEADER_FOR_PARTITION 2")
     produce(kafka_bootstrap, topics["alerts"], "k", b"v")  # retried through the errors
