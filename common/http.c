@@ -223,6 +223,9 @@ static void pw_http_loop_free(void *arg)
     pw_http_this_loop = NULL;
 }
 
+/* Idle connections a loop keeps for reuse (all to one or two hosts). */
+#define PW_HTTP_LOOP_MAX_CONNECTS 256L
+
 static pw_http_loop_t *pw_http_loop_get(void)
 {
     if (pw_http_this_loop)
@@ -240,6 +243,11 @@ static pw_http_loop_t *pw_http_loop_get(void)
     /* One request per connection, as with an easy handle of its own: no
      * HTTP/2 multiplexing of a whole loop's calls onto one connection. */
     curl_multi_setopt(hl->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    /* Keep the connections a burst opened: by default the cache holds four
+     * per transfer running now, so when a burst ends most connections are
+     * closed and the next burst opens them again (a TCP and TLS handshake
+     * each). */
+    curl_multi_setopt(hl->multi, CURLMOPT_MAXCONNECTS, PW_HTTP_LOOP_MAX_CONNECTS);
     pw_loop_at_exit(hl->loop, pw_http_loop_free, hl);
     pw_http_this_loop = hl;
     return hl;
