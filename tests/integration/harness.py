@@ -240,7 +240,12 @@ def consume(bootstrap, topic, n, timeout=30.0):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"harness-{uuid.uuid4()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
+        # A topic made a moment ago may not be known to every broker yet.
+        deadline = time.monotonic() + 10
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        while meta.error and time.monotonic() < deadline:
+            time.sleep(0.2)
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
         assert not meta.error, f"topic {topic}: {meta.error}"
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
         out, deadline = [], time.monotonic() + timeout

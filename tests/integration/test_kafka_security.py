@@ -123,3 +123,30 @@ def test_a_worker_without_its_write_acl_is_unready_names_the_topic_and_loses_not
                timeout=30)
     assert fake.stats()["publications_total"] == 1
     assert w2.stop() == 0
+
+
+@pytest.mark.skipif(not os.environ.get("PW_TEST_REDIS_TLS_URL"),
+                    reason="needs a build with TLS to Redis: deploy/dev test runs it with the "
+                           "Debian 13 build (hiredis 1.2, librdkafka 2.8) and a TLS-only Redis")
+def test_every_hop_encrypted_sasl_ssl_https_and_redis_over_tls(
+        sasl, kafka_cluster, worker_env, workers, fake, run_cli, fault_run, topics, threads_url):
+    """The current client stack on every hop at once: Kafka through SASL_SSL
+    with exactly the worker's ACLs, the API over HTTPS (certificate and host
+    name verified), Redis over TLS only with a client certificate. The
+    worker and token put are the Debian 13 build (deploy/dev test points
+    PW_BIN at it)."""
+    assert threads_url.startswith("https://")
+    grant_worker_acls(kafka_cluster, topics)
+    env = worker_env(REDIS_URL=os.environ["PW_TEST_REDIS_TLS_URL"], **sasl)
+    for name in ("REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE",
+                 "THREADS_API_CA_FILE"):
+        assert env.get(name), name
+    run = fault_run.connect(run_cli, env, [f"acct-hop{i}" for i in range(ACCOUNTS)])
+    run.produce(run.make_requests(3))
+    w = workers.start(env)
+    w.wait_ready(timeout=60)
+    run.wait_answered(timeout=60, workers=[w])
+    run.check()
+    assert w.stop() == 0
+    run.check_all_committed()
+    assert "authorization" not in w.logs().lower(), w.tail()

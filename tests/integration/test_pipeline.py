@@ -108,6 +108,14 @@ def test_two_workers_share_partitions_and_publish_each_post_once(worker_env, wor
     w2 = workers.start(worker_env())
     w1.wait_ready()
     w2.wait_ready()
+
+    def assigned(w):
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in w.metrics().splitlines()
+                   if line.startswith("publish_worker_assigned_partitions"))
+    # Ready means joined, not yet given partitions: the group's cooperative
+    # rebalance hands the second worker its share a moment later.
+    wait_until(lambda: assigned(w1) > 0 and assigned(w2) > 0, timeout=30,
+               message="the two workers never shared the partitions")
     reqs = [request(a, post_id=f"{a}-{i}") for i in range(8) for a in accounts]
     produce_many(kafka_bootstrap, topics["requests"], [(r["account_id"], r) for r in reqs])
     results = wait_results(kafka_bootstrap, topics, len(reqs), timeout=90)

@@ -120,8 +120,9 @@ def test_verify_all_keeps_to_the_fleets_budget(run_cli, worker_env, fake, rds):
     elapsed = time.monotonic() - started
     assert res.returncode == 0, res.stderr
     assert len(json_lines(res.stdout)) == 5
-    # 2 per second: 5 verifications span at least two second boundaries.
-    assert elapsed >= 1.5, elapsed
+    # 2 per second: 5 verifications cross at least two second boundaries,
+    # which takes just over a second when the first came at a second's end.
+    assert elapsed >= 1.0, elapsed
     seconds = {}
     for line in json_lines(res.stdout):
         second = line["checked_at"][:19]
