@@ -70,7 +70,9 @@ def test_a_broker_down_and_back_mid_run_loses_and_doubles_nothing(
     down, up, away_s = BROKER_FAULTS[fault]
     env = worker_env(WORKER_CONCURRENCY="8")
     run = fault_run.connect(run_cli, env, accounts("broker"))
-    run.produce(run.make_requests(8))
+    # Enough posts that a broker's graceful stop (seconds of controlled
+    # shutdown) still finds them running.
+    run.produce(run.make_requests(20))
     broker = leader_of(kafka_bootstrap, topics["results"], 0)
     fake.settings(latency_ms=150)
     w = workers.start(env)
@@ -101,7 +103,9 @@ def test_partition_leadership_moved_mid_run_loses_and_doubles_nothing(
     # through the new leaders, nothing lost, doubled or committed early.
     env = worker_env(WORKER_CONCURRENCY="8")
     run = fault_run.connect(run_cli, env, accounts("leader"))
-    run.produce(run.make_requests(8))
+    # Enough posts that they still run while Kafka's tools (a JVM each)
+    # move the leaders.
+    run.produce(run.make_requests(20))
     fake.settings(latency_ms=150)
     w = workers.start(env)
     wait_until(lambda: run.published() >= 15, timeout=30)
@@ -132,7 +136,9 @@ def test_results_that_time_out_on_a_down_broker_are_produced_again(
     # second copy can only come from the worker.
     env = worker_env(WORKER_CONCURRENCY="8", RDKAFKA_MESSAGE_TIMEOUT_MS="2000")
     run = fault_run.connect(run_cli, env, accounts("broker"))
-    run.produce(run.make_requests(8))
+    # Enough posts that a broker's graceful stop (seconds of controlled
+    # shutdown) still finds them running.
+    run.produce(run.make_requests(20))
     broker = leader_of(kafka_bootstrap, topics["results"], 0)
     fake.settings(latency_ms=150)
     w = workers.start(env)
