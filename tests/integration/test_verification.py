@@ -192,7 +192,9 @@ def test_each_account_is_verified_once_per_interval_across_the_fleet(worker_env,
     for times in seen.values():
         for t in times:
             per_second[t // 1000] = per_second.get(t // 1000, 0) + 1
-    assert max(per_second.values()) <= 4, per_second
+    # at_ms is when a verification ended: the (at most 4) claims of one
+    # second may end in the next, beside that second's own 4.
+    assert max(per_second.values()) <= 2 * 4, per_second
     for w in ws:
         assert w.stop() == 0
 
