@@ -9,14 +9,17 @@
 #include <string.h>
 
 static const char *const pw_ma_states[] = {"active", "reconnect_required", "quota_wait"};
-static const char *const pw_ma_outcomes[] = {"ok",         "expired",    "revoked", "missing_scope",
-                                             "wrong_user", "unreachable"};
 _Static_assert(PW_ARRAY_SIZE(pw_ma_states) == PW_CENSUS_STATES, "a name per state");
+
+const char *pw_census_state_name(pw_census_state_t state)
+{
+    return pw_ma_states[state];
+}
 
 static struct {
     pthread_mutex_t lock;
     pw_census_t census;
-    atomic_long verifications[PW_ARRAY_SIZE(pw_ma_outcomes)];
+    atomic_long verifications[PW_VERIFY_COUNT];
     atomic_long quota_waits;
 } pw_ma = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -27,11 +30,10 @@ void pw_metrics_set_census(const pw_census_t *census)
     pthread_mutex_unlock(&pw_ma.lock);
 }
 
-void pw_metrics_verification(const char *outcome)
+void pw_metrics_verification(pw_verify_outcome_t outcome)
 {
-    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_ma_outcomes); i++)
-        if (strcmp(pw_ma_outcomes[i], outcome) == 0)
-            atomic_fetch_add(&pw_ma.verifications[i], 1);
+    if (outcome >= 0 && outcome < PW_VERIFY_COUNT)
+        atomic_fetch_add(&pw_ma.verifications[outcome], 1);
 }
 
 void pw_metrics_quota_wait(void)
@@ -104,9 +106,10 @@ char *pw_metrics_accounts_text(void)
     pw_ma_census(&t, &l, &c);
     PW_MA_HEAD(&t, &l, "publish_worker_token_verifications_total", "counter",
                "Token verifications against the API by outcome.");
-    for (size_t i = 0; i < PW_ARRAY_SIZE(pw_ma_outcomes); i++)
+    for (int i = 0; i < PW_VERIFY_COUNT; i++)
         pw_ma_printf(&t, &l, "publish_worker_token_verifications_total{outcome=\"%s\"} %ld\n",
-                     pw_ma_outcomes[i], atomic_load(&pw_ma.verifications[i]));
+                     pw_verify_outcome_name((pw_verify_outcome_t)i),
+                     atomic_load(&pw_ma.verifications[i]));
     PW_MA_HEAD(&t, &l, "publish_worker_quota_waits_total", "counter",
                "Posts that waited for the account's publishing quota.");
     pw_ma_printf(&t, &l, "publish_worker_quota_waits_total %ld\n", atomic_load(&pw_ma.quota_waits));

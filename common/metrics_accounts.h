@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "pw.h"
+#include "token_verify.h"
 
 #define PW_CENSUS_KEY_IDS_MAX 16
 
@@ -36,8 +37,10 @@ typedef struct pw_census_s {
 
 /** @brief The census /metrics shows from now on. @locality any thread */
 void pw_metrics_set_census(const pw_census_t *census);
-/** @brief outcome: token_verify.h's names. */
-void pw_metrics_verification(const char *outcome);
+/** @brief "active", "reconnect_required", "quota_wait": the metric's
+ *  label and the census's field. */
+const char *pw_census_state_name(pw_census_state_t state);
+void pw_metrics_verification(pw_verify_outcome_t outcome);
 void pw_metrics_quota_wait(void);
 /** @brief The account metrics in Prometheus text (caller frees). */
 char *pw_metrics_accounts_text(void);

@@ -157,9 +157,8 @@ static void pw_census_store(pw_ctx_t *ctx, const pw_census_t *c)
     char v[8 + 2 * PW_CENSUS_KEY_IDS_MAX][80];
     const char *args[2 * (6 + PW_CENSUS_KEY_IDS_MAX)];
     int n = 0, s = 0;
-    static const char *const fields[] = {"active", "reconnect_required", "quota_wait"};
     for (int i = 0; i < PW_CENSUS_STATES; i++) {
-        args[n++] = fields[i];
+        args[n++] = pw_census_state_name((pw_census_state_t)i);
         snprintf(v[s], sizeof(v[s]), "%ld", c->accounts[i]);
         args[n++] = v[s++];
     }
@@ -228,12 +227,11 @@ static void pw_census_show(pw_ctx_t *ctx)
         return;
     }
     pw_census_t c = {0};
-    static const char *const states[] = {"active", "reconnect_required", "quota_wait"};
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
         long long n = strtoll(v, NULL, 10);
         for (int s = 0; s < PW_CENSUS_STATES; s++)
-            if (strcmp(f, states[s]) == 0)
+            if (strcmp(f, pw_census_state_name((pw_census_state_t)s)) == 0)
                 c.accounts[s] = (long)n;
         if (strncmp(f, "key:", 4) == 0)
             pw_census_add_key_id(&c, f + 4, (long)n);

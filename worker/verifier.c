@@ -110,7 +110,7 @@ static void pw_verifier_account(pw_verifier_t *vf, const char *account_id)
     pw_verification_t v;
     pw_token_verify(vf->http, ctx->conf->threads_api_base_url, token->user_id, token->access_token,
                     token->scopes, &v);
-    pw_metrics_verification(pw_verify_outcome_name(v.outcome));
+    pw_metrics_verification(v.outcome);
     pw_quota_note(ctx->redis, account_id, &v.quota);
     int64_t now_ms = pw_now_ms(), interval = ctx->conf->token_verify_interval_s;
     int64_t due =

@@ -67,7 +67,9 @@ AGGREGATIONS = {"sum", "max", "min", "avg", "count", "group", "stddev", "stdvar"
 
 
 def metrics_source():
-    return "".join(path.read_text() for path in sorted((ROOT / "common").glob("metrics*.c")))
+    # token_verify.c names the outcomes token_verifications_total counts.
+    paths = sorted((ROOT / "common").glob("metrics*.c")) + [ROOT / "common" / "token_verify.c"]
+    return "".join(path.read_text() for path in paths)
 
 
 def exported_metrics():
