@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import time
 import urllib.error
@@ -119,6 +120,76 @@ def create_topics(bootstrap, names, partitions=3, replication=3, config=None, ti
     while not led():
         assert time.monotonic() < deadline, f"topics {list(per_topic)} without leaders"
         time.sleep(0.05)
+    # Each broker learns of a new topic from the metadata log in its own time.
+    # A consumer whose first metadata comes from a broker that has not yet
+    # joins its group with no partitions, and librdkafka asks again only after
+    # topic.metadata.refresh.interval.ms (5 min): wait for every broker.
+    brokers = admin.list_topics(timeout=10).brokers.values()
+    for broker in brokers:
+        while not _broker_knows(broker.host, broker.port, list(per_topic), partitions):
+            assert time.monotonic() < deadline, \
+                f"broker {broker.id} does not know topics {list(per_topic)}"
+            time.sleep(0.05)
+
+
+def _broker_knows(host, port, names, partitions):
+    """True when the broker at host:port itself answers a Metadata request
+    (v1, asked of it alone: client libraries ask any broker) with every topic
+    of names, its partitions and a leader for each."""
+
+    def string(s):
+        b = s.encode()
+        return struct.pack(">h", len(b)) + b
+
+    body = struct.pack(">hhi", 3, 1, 1) + string("pw-tests") + struct.pack(">i", len(names))
+    body += b"".join(string(n) for n in names)
+    try:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            head = _recv_exactly(sock, 4)
+            data = _recv_exactly(sock, struct.unpack(">i", head)[0])
+    except OSError:
+        return False
+    pos = 4  # correlation id
+
+    def take(fmt):
+        nonlocal pos
+        values = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return values if len(values) > 1 else values[0]
+
+    def take_string():
+        nonlocal pos
+        n = take(">h")
+        s = data[pos:pos + max(n, 0)].decode()
+        pos += max(n, 0)
+        return s
+
+    for _ in range(take(">i")):  # brokers: node id, host, port, rack
+        take(">i"), take_string(), take(">i"), take_string()
+    take(">i")  # controller id
+    known = {}
+    for _ in range(take(">i")):
+        error, name, _internal = take(">h"), take_string(), take(">b")
+        leaders = []
+        for _ in range(take(">i")):
+            _perror, _index, leader = take(">hii")
+            take(f">{take('>i')}i")  # replicas
+            take(f">{take('>i')}i")  # in-sync replicas
+            leaders.append(leader)
+        known[name] = (error, leaders)
+    return all(n in known and known[n][0] == 0 and len(known[n][1]) == partitions and
+               all(leader >= 0 for leader in known[n][1]) for n in names)
+
+
+def _recv_exactly(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed")
+        buf += chunk
+    return buf
 
 
 def delete_topics(bootstrap, names):
@@ -446,8 +517,12 @@ class WorkerProcess:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def tail(self, n=30):
+        """The last n lines of its log and stderr, debug lines left out (a
+        sweep's once a second would hide what went wrong)."""
         lines = (self.logs() + self.stderr()).splitlines()
-        return "\n".join(lines[-n:])
+        kept = [line for line in lines if '"level":"debug"' not in line]
+        left_out = len(lines) - len(kept)
+        return "\n".join(kept[-n:]) + (f"\n({left_out} debug lines left out)" if left_out else "")
 
     def log_records(self):
         """Every stdout line parsed as JSON; a line that is not a JSON object
