@@ -12,6 +12,13 @@
 # (a dead letter is a copy of a request). Topic names follow the worker's own
 # variables: TOPIC_PUBLISH_REQUESTS, TOPIC_PUBLISH_RESULTS, TOPIC_ALERTS,
 # TOPIC_DEAD_LETTER, TOPIC_ACCOUNT_EVENTS. Existing topics are left alone.
+#
+# account.events gets one partition (ACCOUNT_EVENTS_PARTITIONS): the workers
+# read it in the same consumer group as the requests, and the group's sticky
+# assignor balances partition counts, not topics, so every account.events
+# partition may take the place of a request partition on some replica (with
+# as many of each, a replica can get only account.events partitions and stay
+# idle). Its events are few and small.
 # Tools: see kafka-tool.sh (KAFKA_BIN or JARS, ADMIN_CONFIG).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/kafka-tool.sh"
@@ -24,20 +31,20 @@ min_isr=2
 settings=(--replication-factor "$rf" --config min.insync.replicas="$min_isr" --config retention.ms=604800000)
 max_bytes=(--config max.message.bytes=1048588) # Kafka's default, stated: requests and dead letters alike
 
-create() { # TOPIC [MORE KAFKA-TOPICS ARGS]
-  local topic=$1
-  shift
+create() { # TOPIC PARTITIONS [MORE KAFKA-TOPICS ARGS]
+  local topic=$1 count=$2
+  shift 2
   kafka_tool kafka-topics --bootstrap-server "$bootstrap" --create --if-not-exists \
-    --topic "$topic" --partitions "$partitions" "${settings[@]}" "$@"
+    --topic "$topic" --partitions "$count" "${settings[@]}" "$@"
 }
 
 # One JVM each, started together: the tool spends most of its time starting.
 pids=()
-create "${TOPIC_PUBLISH_REQUESTS:-publish.requests}" "${max_bytes[@]}" & pids+=($!)
-create "${TOPIC_PUBLISH_RESULTS:-publish.results}" & pids+=($!)
-create "${TOPIC_ALERTS:-publish.alerts}" & pids+=($!)
-create "${TOPIC_DEAD_LETTER:-publish.dlq}" "${max_bytes[@]}" & pids+=($!)
-create "${TOPIC_ACCOUNT_EVENTS:-account.events}" & pids+=($!)
+create "${TOPIC_PUBLISH_REQUESTS:-publish.requests}" "$partitions" "${max_bytes[@]}" & pids+=($!)
+create "${TOPIC_PUBLISH_RESULTS:-publish.results}" "$partitions" & pids+=($!)
+create "${TOPIC_ALERTS:-publish.alerts}" "$partitions" & pids+=($!)
+create "${TOPIC_DEAD_LETTER:-publish.dlq}" "$partitions" "${max_bytes[@]}" & pids+=($!)
+create "${TOPIC_ACCOUNT_EVENTS:-account.events}" "${ACCOUNT_EVENTS_PARTITIONS:-1}" & pids+=($!)
 rc=0
 for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
 exit "$rc"

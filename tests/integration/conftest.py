@@ -39,7 +39,7 @@ NO_THREADS = "http://127.0.0.1:9"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "partitions(n): partitions of each test topic (default 3)")
+    config.addinivalue_line("markers", "partitions(n, ROLE=m): partitions of each test topic (default 3), of ROLE's m")
     config.addinivalue_line("markers", "topic_config(role=dict): extra config of a test topic "
                             "(role: requests, results, alerts, dlq, account_events)")
     config.addinivalue_line("markers", "mock_kafka: the test runs against librdkafka's mock "
@@ -143,6 +143,7 @@ def topics(request, kafka_bootstrap, kafka_control):
     deleted after the test; on the mock (`mock_kafka`) they live on."""
     marker = request.node.get_closest_marker("partitions")
     partitions = marker.args[0] if marker else 3
+    per_role = marker.kwargs if marker else {}  # e.g. account_events=1
     extra = request.node.get_closest_marker("topic_config")
     extra = extra.kwargs if extra else {}
     digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
@@ -153,9 +154,13 @@ def topics(request, kafka_bootstrap, kafka_control):
     out = {role: f"{prefix}-{name}" for role, name in names.items()}
     if _mock(request):
         for role in names:
-            kafka_control(f"topic {out[role]} {partitions}")
+            kafka_control(f"topic {out[role]} {per_role.get(role, partitions)}")
     else:
-        harness.create_topics(kafka_bootstrap, {out[r]: extra.get(r) for r in names}, partitions)
+        counts = {}
+        for role in names:
+            counts.setdefault(per_role.get(role, partitions), []).append(role)
+        for count, roles in counts.items():
+            harness.create_topics(kafka_bootstrap, {out[r]: extra.get(r) for r in roles}, count)
     out["group_id"] = f"{prefix}-group"
     yield out
     if not _mock(request):

@@ -148,3 +148,21 @@ def test_every_hop_encrypted_sasl_ssl_https_and_redis_over_tls(
                  "THREADS_API_CA_FILE"):
         assert env.get(name), name
     publish_and_check(env, workers, run_cli, fault_run, "acct-hop")
+
+
+def test_topics_sh_made_the_contract_topics_with_one_account_events_partition(
+        kafka_cluster, kafka_bootstrap):
+    """deploy/kafka/topics.sh, run by deploy/dev at the cluster's start as the
+    README tells operators to: every topic has three replicas and the
+    partitions asked for, but account.events has one, so that its partitions
+    do not take request partitions' places in the workers' group (the sticky
+    assignor balances partition counts, not topics)."""
+    from confluent_kafka.admin import AdminClient
+    meta = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    counts = {name: len(meta[name].partitions) for name in
+              ("publish.requests", "publish.results", "publish.alerts", "publish.dlq",
+               "account.events") if name in meta}
+    assert counts["account.events"] == 1, counts
+    assert len({counts[n] for n in counts if n != "account.events"}) == 1, counts
+    assert counts["publish.requests"] > 1, counts
+    assert all(len(p.replicas) == 3 for n in counts for p in meta[n].partitions.values())

@@ -36,8 +36,11 @@ def test_metrics_follow_prometheus_rules_and_count_posts(worker_env, workers, fa
     w.wait_ready()
     produce_many(kafka_bootstrap, topics["requests"],
                  [("acct-m", request("acct-m")) for _ in range(3)] + [("acct-m", b"junk")])
+    # Four requests and the token_updated event of the token put, which
+    # comes from its own topic and may be read after the posts are answered.
     wait_until(lambda: sample(w.metrics(), "publish_worker_results_total",
-                              status="published") == 3, timeout=30)
+                              status="published") == 3 and
+               sample(w.metrics(), "publish_worker_requests_consumed_total") == 5, timeout=30)
     text = w.metrics()
     check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
                            capture_output=True)
@@ -46,7 +49,6 @@ def test_metrics_follow_prometheus_rules_and_count_posts(worker_env, workers, fa
         assert f"\n{name}" in text or f"# TYPE {name} " in text, name
     for name in EXPECTED[-4:]:  # the process metrics have no labels
         assert sample(text, name) > 0, name
-    # Four requests and the token_updated event of the token put.
     assert sample(text, "publish_worker_requests_consumed_total") == 5
     assert sample(text, "publish_worker_api_calls_total", endpoint="create_container",
                   status_class="2xx") == 3
