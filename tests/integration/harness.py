@@ -132,6 +132,16 @@ def create_topics(bootstrap, names, partitions=3, replication=3, config=None, ti
             time.sleep(0.05)
 
 
+def await_metadata_on_every_broker(bootstrap):
+    """Returns once every broker has applied the cluster metadata written so
+    far (ACLs, configs, topics): KRaft brokers apply the metadata log in
+    order, so a broker that knows a topic created now knows what came before
+    it. The topic is deleted again."""
+    marker = f"metadata-marker-{secrets.token_hex(4)}"
+    create_topics(bootstrap, [marker], partitions=1, replication=1)
+    delete_topics(bootstrap, [marker])
+
+
 def _broker_knows(host, port, names, partitions):
     """True when the broker at host:port itself answers a Metadata request
     (v1, asked of it alone: client libraries ask any broker) with every topic

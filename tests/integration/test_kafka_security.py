@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import harness
 from harness import ROOT, consume_json, wait_until
 from posts import connect_account
 
@@ -57,6 +58,10 @@ def grant_worker_acls(kafka_cluster, topics, **names):
                           topics["group_id"]], env=env, capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+    # Each broker's authorizer applies the new ACLs from the metadata log in
+    # its own time: a worker's JoinGroup reached a coordinator that had not
+    # yet ("Group authorization failed", then fine 2 s later).
+    harness.await_metadata_on_every_broker(kafka_cluster["BOOTSTRAP"])
 
 
 def committed(bootstrap, topics):
