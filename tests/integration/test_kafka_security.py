@@ -164,9 +164,10 @@ def test_topics_sh_made_the_contract_topics_with_one_account_events_partition(
     assignor balances partition counts, not topics)."""
     from confluent_kafka.admin import AdminClient
     meta = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
-    counts = {name: len(meta[name].partitions) for name in
-              ("publish.requests", "publish.results", "publish.alerts", "publish.dlq",
-               "account.events") if name in meta}
+    names = ("publish.requests", "publish.results", "publish.alerts", "publish.dlq",
+             "account.events")
+    assert set(names) <= set(meta), sorted(set(names) - set(meta))
+    counts = {name: len(meta[name].partitions) for name in names}
     assert counts["account.events"] == 1, counts
     assert len({counts[n] for n in counts if n != "account.events"}) == 1, counts
     assert counts["publish.requests"] > 1, counts
